@@ -1,0 +1,7 @@
+//! The in-process llama.cpp backend.
+
+mod engine;
+mod model;
+
+pub use engine::{EngineConfig, LlamaEngine, PromptBudgetConfig, default_threads};
+pub use model::{LoadOptions, LoadedModel, ModelInfo};

@@ -1,0 +1,201 @@
+//! A GGUF model loaded through llama.cpp, with what prompting needs of it.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::token::LlamaToken;
+use serde::Serialize;
+
+use crate::family::{self, Detection, FimOrder, ModelTraits, PromptFormat};
+use crate::prompt::{SpecialTokens, TokenId, Tokenize};
+
+/// llama.cpp's global state, initialised once per process. Its log goes to
+/// `tracing`, never to stdout (stdout carries the LSP stream).
+pub(crate) fn backend() -> &'static LlamaBackend {
+    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+        LlamaBackend::init().expect("llama.cpp backend is initialised only here")
+    })
+}
+
+/// How to load a model.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Load only the vocabulary (for tokenizer tests and prompt inspection).
+    pub vocab_only: bool,
+    pub n_gpu_layers: u32,
+    /// Overrides the detected prompt format (from the registry or config).
+    pub format: Option<PromptFormat>,
+    pub fim_order: Option<FimOrder>,
+}
+
+/// What is known about a loaded model.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub detection: Detection,
+    pub fim_order: FimOrder,
+    pub n_ctx_train: u32,
+    pub n_params: u64,
+    pub size_bytes: u64,
+    pub n_vocab: i32,
+    pub has_chat_template: bool,
+    pub load_ms: f64,
+}
+
+/// A loaded model: weights (or only the vocabulary) and its prompt format.
+pub struct LoadedModel {
+    pub(crate) model: LlamaModel,
+    info: ModelInfo,
+    special: SpecialTokens,
+    stop_tokens: Vec<TokenId>,
+}
+
+impl LoadedModel {
+    pub fn load(path: &Path, options: &LoadOptions) -> anyhow::Result<Self> {
+        if !path.is_file() {
+            bail!("model file {} does not exist", path.display());
+        }
+        let started = Instant::now();
+        let params = LlamaModelParams::default()
+            .with_vocab_only(options.vocab_only)
+            .with_n_gpu_layers(options.n_gpu_layers);
+        let model = LlamaModel::load_from_file(backend(), path, &params)
+            .with_context(|| format!("llama.cpp could not load {} as a GGUF model", path.display()))?;
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+
+        let traits = traits_of(&model);
+        let mut detection = family::detect(&traits);
+        if let Some(format) = options.format
+            && format != detection.format
+        {
+            detection.reason = format!("configured as {} ({})", format.name(), detection.reason);
+            detection.format = format;
+        }
+        let special = special_tokens(&model, detection.format);
+        if detection.format.is_fim() && (special.fim_prefix.is_none() || special.fim_middle.is_none()) {
+            bail!(
+                "{} is configured with the {} format, but its vocabulary lacks that format's FIM tokens",
+                path.display(),
+                detection.format.name()
+            );
+        }
+        let fim_order = options.fim_order.unwrap_or_else(|| detection.format.default_order());
+        let name = traits
+            .name
+            .clone()
+            .unwrap_or_else(|| path.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+        let stop_tokens = stop_tokens(&model, &special);
+        let info = ModelInfo {
+            name,
+            path: path.to_owned(),
+            detection,
+            fim_order,
+            n_ctx_train: if options.vocab_only { 0 } else { model.n_ctx_train() },
+            n_params: if options.vocab_only { 0 } else { model.n_params() },
+            size_bytes: if options.vocab_only { 0 } else { model.size() },
+            n_vocab: model.n_vocab(),
+            has_chat_template: traits.has_chat_template,
+            load_ms,
+        };
+        Ok(LoadedModel { model, info, special, stop_tokens })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn special_tokens(&self) -> &SpecialTokens {
+        &self.special
+    }
+
+    /// Whether generation stops at `token`: end of generation, end of text,
+    /// and every FIM or repository token of the format.
+    pub fn is_stop(&self, token: TokenId) -> bool {
+        self.stop_tokens.contains(&token) || self.model.vocab().is_eog(LlamaToken(token))
+    }
+
+    /// The text of a token as it appears in generated output (control
+    /// tokens render as nothing).
+    pub fn piece(&self, token: TokenId, out: &mut Vec<u8>) {
+        self.model.vocab().token_to_piece_into(LlamaToken(token), out, false, None);
+    }
+
+    /// The text of a token, special tokens included, for inspection.
+    pub fn token_text(&self, token: TokenId) -> String {
+        String::from_utf8_lossy(&self.model.vocab().token_to_piece(LlamaToken(token), true, None)).into_owned()
+    }
+}
+
+impl Tokenize for LoadedModel {
+    fn tokenize(&self, text: &str) -> Vec<TokenId> {
+        if text.is_empty() {
+            return Vec::new();
+        }
+        self.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
+    }
+}
+
+fn valid(token: LlamaToken) -> Option<TokenId> {
+    (token.0 >= 0).then_some(token.0)
+}
+
+fn traits_of(model: &LlamaModel) -> ModelTraits {
+    let meta = |key: &str| model.meta_val_str(key).ok().filter(|v| !v.is_empty());
+    let vocab = model.vocab();
+    let fim = [vocab.fim_pre(), vocab.fim_suf(), vocab.fim_mid()];
+    let fim_prefix_text = valid(fim[0]).and_then(|_| vocab.text(fim[0]).map(|t| t.to_string_lossy().into_owned()));
+    ModelTraits {
+        architecture: meta("general.architecture"),
+        tokenizer_pre: meta("tokenizer.ggml.pre"),
+        name: meta("general.name"),
+        fim_prefix_text,
+        has_fim_tokens: fim.iter().all(|&t| valid(t).is_some()),
+        has_chat_template: model.chat_template(None).is_ok(),
+    }
+}
+
+/// Finds a special token by its exact text, for tokens llama.cpp does not
+/// name (repository and file separators of some formats).
+fn token_by_text(model: &LlamaModel, text: &str) -> Option<TokenId> {
+    let ids = model.vocab().tokenize(text.as_bytes(), false, true);
+    match ids.as_slice() {
+        [id] if model.vocab().text(*id).is_some_and(|t| t.to_bytes() == text.as_bytes()) => Some(id.0),
+        _ => None,
+    }
+}
+
+fn special_tokens(model: &LlamaModel, format: PromptFormat) -> SpecialTokens {
+    let vocab = model.vocab();
+    let bos = vocab.should_add_bos().then(|| valid(vocab.bos())).flatten();
+    let by_text = |i: usize| format.fim_token_texts().and_then(|texts| token_by_text(model, texts[i]));
+    let repo = |i: usize| format.repo_token_texts().and_then(|texts| token_by_text(model, texts[i]));
+    SpecialTokens {
+        bos,
+        fim_prefix: valid(vocab.fim_pre()).or_else(|| by_text(0)),
+        fim_suffix: valid(vocab.fim_suf()).or_else(|| by_text(1)),
+        fim_middle: valid(vocab.fim_mid()).or_else(|| by_text(2)),
+        repo_name: repo(0).or_else(|| valid(vocab.fim_rep()).filter(|_| format.is_fim())),
+        file_sep: repo(1).or_else(|| valid(vocab.fim_sep()).filter(|_| format.is_fim())),
+    }
+}
+
+fn stop_tokens(model: &LlamaModel, special: &SpecialTokens) -> Vec<TokenId> {
+    let vocab = model.vocab();
+    let mut stops: Vec<TokenId> = [vocab.eos(), vocab.eot(), vocab.fim_pad()].into_iter().filter_map(valid).collect();
+    stops.extend(
+        [special.fim_prefix, special.fim_suffix, special.fim_middle, special.repo_name, special.file_sep]
+            .into_iter()
+            .flatten(),
+    );
+    stops.sort_unstable();
+    stops.dedup();
+    stops
+}

@@ -1,0 +1,14 @@
+//! Weft's language server library.
+//!
+//! This crate is the only one that knows LSP, and it knows nothing of
+//! llama.cpp. Open documents are ropes, and all conversion between LSP
+//! positions and rope indices happens in one module, [`position`].
+
+pub mod context;
+pub mod document;
+pub mod position;
+pub mod provider;
+pub mod server;
+
+pub use provider::{CompletionInput, CompletionOutput, CompletionProvider, ProviderError, Trigger};
+pub use server::{ACCEPT_COMMAND, ServerConfig, serve};

@@ -1,0 +1,114 @@
+//! Command-line flags, parsed once, then dispatched.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(name = "weft", version, about = "Code completion with local LLMs, as a language server")]
+pub struct Cli {
+    /// Configuration file (default: $XDG_CONFIG_HOME/weft/config.toml).
+    #[arg(long, global = true, env = "WEFT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the language server on stdin/stdout.
+    Lsp {
+        /// GGUF model file or registry name (overrides the config).
+        #[arg(long)]
+        model: Option<String>,
+        /// Accepted for compatibility with editors that pass it; stdio is the default.
+        #[arg(long)]
+        stdio: bool,
+    },
+    /// Complete at FILE:LINE:COL (1-based; COL counts characters) and print
+    /// the completion.
+    Complete(crate::complete::CompleteArgs),
+    /// Print the prompt the server would send for FILE:LINE:COL (1-based),
+    /// with the cross-file context; `--json` lists every source used.
+    Prompt(crate::prompt_cmd::PromptArgs),
+    /// Evaluate models on benchmarks (HumanEval infilling, repo-level
+    /// completion) and write results, a summary and plots.
+    Eval(crate::eval::EvalArgs),
+    /// List and download models.
+    Models {
+        #[command(subcommand)]
+        command: crate::models::ModelsCommand,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Lsp { model, stdio: _ } => {
+            init_logging(&config)?;
+            let model_path = config.model_file(model.as_deref())?;
+            runtime()?.block_on(serve_stdio(model_path, config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Complete(args) => {
+            init_logging(&config)?;
+            runtime()?.block_on(crate::complete::run(args, config))
+        }
+        Command::Prompt(args) => {
+            init_logging(&config)?;
+            crate::prompt_cmd::run(args, config)
+        }
+        Command::Eval(args) => {
+            init_logging(&config)?;
+            runtime()?.block_on(crate::eval::run(args, config))
+        }
+        Command::Models { command } => {
+            init_logging(&config)?;
+            runtime()?.block_on(crate::models::run(command))
+        }
+    }
+}
+
+async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let provider = crate::wiring::LlamaProvider::spawn(model_path, config.clone());
+    let server_config = crate::prompt_cmd::server_config(&config, config.lsp.cross_file);
+    weft_lsp::serve(tokio::io::stdin(), tokio::io::stdout(), provider, server_config).await;
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Logs go to stderr, or to the configured file; never to stdout, which
+/// carries the LSP stream or the command's result.
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("invalid log level {:?}", config.log.level))?
+        // llama.cpp is chatty at info level.
+        .add_directive("llama_cpp_2=warn".parse().expect("static directive"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    match &config.log.file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            builder.with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}

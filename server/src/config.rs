@@ -1,0 +1,230 @@
+//! The configuration file: TOML at the XDG location, with environment
+//! overrides, validated once into [`Config`].
+//!
+//! Precedence, lowest first: built-in defaults, the file
+//! (`--config`, `$WEFT_CONFIG`, `$XDG_CONFIG_HOME/weft/config.toml`,
+//! `~/.config/weft/config.toml`), environment variables, command-line flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use weft_inference::{EngineConfig, FimOrder, PromptFormat, SamplingConfig};
+
+/// The whole configuration, as in the file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub engine: EngineConfig,
+    pub completion: CompletionConfig,
+    pub lsp: LspConfig,
+    pub log: LogConfig,
+}
+
+/// Which model to load.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A GGUF file, or the name of a registry model pulled with
+    /// `weft models pull`.
+    pub path: Option<String>,
+    /// Overrides the prompt format detected from the GGUF metadata.
+    pub format: Option<PromptFormat>,
+    /// Overrides the FIM order (psm or spm).
+    pub fim_order: Option<FimOrder>,
+}
+
+/// How completions are generated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompletionConfig {
+    pub max_tokens: usize,
+    /// Generation stops after this many milliseconds.
+    pub time_budget_ms: u64,
+    pub sampling: SamplingConfig,
+}
+
+impl Default for CompletionConfig {
+    fn default() -> Self {
+        CompletionConfig { max_tokens: 64, time_budget_ms: 5000, sampling: SamplingConfig::default() }
+    }
+}
+
+impl CompletionConfig {
+    pub fn time_budget(&self) -> Duration {
+        Duration::from_millis(self.time_budget_ms)
+    }
+}
+
+/// The language server's own settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LspConfig {
+    pub max_prefix_lines: usize,
+    pub max_suffix_lines: usize,
+    /// Answer `textDocument/completion` with model completions.
+    pub completion_items: bool,
+    /// Put context from other files of the workspace into prompts.
+    pub cross_file: bool,
+}
+
+impl Default for LspConfig {
+    fn default() -> Self {
+        let defaults = weft_lsp::ServerConfig::default();
+        LspConfig {
+            max_prefix_lines: defaults.max_prefix_lines,
+            max_suffix_lines: defaults.max_suffix_lines,
+            completion_items: defaults.completion_items,
+            cross_file: defaults.cross_file,
+        }
+    }
+}
+
+/// Logging. Logs go to stderr or a file, never to stdout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `weft=debug`.
+    pub level: String,
+    /// Append logs to this file instead of stderr.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".to_owned(), file: None }
+    }
+}
+
+impl Config {
+    /// Reads the file (if any) and applies environment overrides.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        let path = explicit.map(Path::to_path_buf).or_else(|| env("WEFT_CONFIG").map(PathBuf::from));
+        let mut config = match path {
+            Some(path) => Config::from_file(&path)?,
+            None => match default_path().filter(|p| p.is_file()) {
+                Some(path) => Config::from_file(&path)?,
+                None => Config::default(),
+            },
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Environment overrides: `WEFT_MODEL`, `WEFT_N_THREADS`,
+    /// `WEFT_N_GPU_LAYERS`, `WEFT_N_CTX`, `WEFT_MAX_TOKENS`, `WEFT_LOG`,
+    /// `WEFT_LOG_FILE`.
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn number<T: std::str::FromStr>(key: &str, value: String) -> anyhow::Result<T> {
+            value.parse().map_err(|_| anyhow::anyhow!("{key}={value:?} is not a valid number"))
+        }
+        if let Some(model) = env("WEFT_MODEL") {
+            self.model.path = Some(model);
+        }
+        if let Some(v) = env("WEFT_N_THREADS") {
+            self.engine.n_threads = Some(number("WEFT_N_THREADS", v)?);
+        }
+        if let Some(v) = env("WEFT_N_GPU_LAYERS") {
+            self.engine.n_gpu_layers = number("WEFT_N_GPU_LAYERS", v)?;
+        }
+        if let Some(v) = env("WEFT_N_CTX") {
+            self.engine.n_ctx = number("WEFT_N_CTX", v)?;
+        }
+        if let Some(v) = env("WEFT_MAX_TOKENS") {
+            self.completion.max_tokens = number("WEFT_MAX_TOKENS", v)?;
+        }
+        if let Some(v) = env("WEFT_LOG") {
+            self.log.level = v;
+        }
+        if let Some(v) = env("WEFT_LOG_FILE") {
+            self.log.file = Some(PathBuf::from(v));
+        }
+        Ok(())
+    }
+
+    /// Resolves the configured model to a file: a path as given, or a
+    /// registry name in the models directory.
+    pub fn model_file(&self, flag: Option<&str>) -> anyhow::Result<PathBuf> {
+        let Some(model) = flag.or(self.model.path.as_deref()) else {
+            bail!(
+                "no model configured: pass --model PATH, set WEFT_MODEL, or set [model] path in {}",
+                default_path().map_or_else(|| "the config file".to_owned(), |p| p.display().to_string())
+            );
+        };
+        resolve_model(model)
+    }
+}
+
+/// A model argument: an existing file, or a registry name that has been
+/// pulled.
+pub fn resolve_model(model: &str) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(model);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let registry = weft_inference::registry::Registry::builtin();
+    if let Ok(entry) = registry.get(model) {
+        let file = weft_inference::hub::Hub::from_env().model_path(entry);
+        if file.is_file() {
+            return Ok(file);
+        }
+        bail!("model {model} is not downloaded yet: run `weft models pull {model}`");
+    }
+    bail!("model file {model} does not exist (and it is not a registry name; see `weft models list`)")
+}
+
+/// `$XDG_CONFIG_HOME/weft/config.toml` or `~/.config/weft/config.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|dir| dir.join("weft").join("config.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        assert_eq!(toml::from_str::<Config>("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../docs/config.example.toml");
+        let config: Config = toml::from_str(text).unwrap();
+        assert_eq!(config.engine.n_ctx, 4096);
+        assert_eq!(config.model.format, Some(PromptFormat::PrefixOnly));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = toml::from_str::<Config>("[engine]\nn_ctxx = 5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `n_ctxx`"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut config: Config = toml::from_str("[engine]\nn_threads = 4\n").unwrap();
+        let env = |key: &str| match key {
+            "WEFT_N_THREADS" => Some("1".to_owned()),
+            "WEFT_MODEL" => Some("/m.gguf".to_owned()),
+            _ => None,
+        };
+        config.apply_env(env).unwrap();
+        assert_eq!(config.engine.n_threads, Some(1));
+        assert_eq!(config.model.path.as_deref(), Some("/m.gguf"));
+        let bad = |key: &str| (key == "WEFT_N_CTX").then(|| "lots".to_owned());
+        assert_eq!(
+            config.apply_env(bad).unwrap_err().to_string(),
+            "WEFT_N_CTX=\"lots\" is not a valid number"
+        );
+    }
+}

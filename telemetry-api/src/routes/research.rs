@@ -1,0 +1,152 @@
+//! Research queries. Researchers and admins query everyone's data (or one
+//! user's with `user_id`); users get the same queries over their own data.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use weft_telemetry_wire::ErrorBody;
+
+use crate::auth::AuthUser;
+use crate::db::events::StoredEvent;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiQuery;
+use crate::queries::acceptance::{self, AcceptanceRow};
+use crate::queries::export::{self, ExportFormat, ExportParams};
+use crate::queries::funnel::{self, Funnel};
+use crate::queries::latency::{self, LatencyRow};
+use crate::queries::quality::{self, QualityRow};
+use crate::queries::{ResearchFilter, Scope};
+use crate::state::AppState;
+
+/// Acceptance rate by model × language × editor × day, with Wilson 95%
+/// confidence intervals.
+#[utoipa::path(
+    get, path = "/v1/research/acceptance", tag = "research",
+    security(("bearer" = [])),
+    params(ResearchFilter),
+    responses(
+        (status = 200, body = Vec<AcceptanceRow>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "A user asked for someone else's data", body = ErrorBody)
+    )
+)]
+pub async fn acceptance(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(filter): ApiQuery<ResearchFilter>,
+) -> ApiResult<Json<Vec<AcceptanceRow>>> {
+    let scope = Scope::for_caller(&caller, filter.user_id)?;
+    Ok(Json(acceptance::run(&state.pool, scope, &filter).await?))
+}
+
+/// Funnel: requested → shown → accepted → unchanged (edit similarity ≥
+/// 0.67) at 30, 120, 300 and 600 seconds.
+#[utoipa::path(
+    get, path = "/v1/research/funnel", tag = "research",
+    security(("bearer" = [])),
+    params(ResearchFilter),
+    responses(
+        (status = 200, body = Funnel),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    )
+)]
+pub async fn funnel(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(filter): ApiQuery<ResearchFilter>,
+) -> ApiResult<Json<Funnel>> {
+    let scope = Scope::for_caller(&caller, filter.user_id)?;
+    Ok(Json(funnel::run(&state.pool, scope, &filter).await?))
+}
+
+/// Latency percentiles (p50/p95/p99) per model: total, queue, prefill,
+/// decode.
+#[utoipa::path(
+    get, path = "/v1/research/latency", tag = "research",
+    security(("bearer" = [])),
+    params(ResearchFilter),
+    responses(
+        (status = 200, body = Vec<LatencyRow>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    )
+)]
+pub async fn latency(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(filter): ApiQuery<ResearchFilter>,
+) -> ApiResult<Json<Vec<LatencyRow>>> {
+    let scope = Scope::for_caller(&caller, filter.user_id)?;
+    Ok(Json(latency::run(&state.pool, scope, &filter).await?))
+}
+
+/// Exact match and edit similarity of completions against ground truth,
+/// per model, delay and accepted/rejected.
+#[utoipa::path(
+    get, path = "/v1/research/quality", tag = "research",
+    security(("bearer" = [])),
+    params(ResearchFilter),
+    responses(
+        (status = 200, body = Vec<QualityRow>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    )
+)]
+pub async fn quality(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(filter): ApiQuery<ResearchFilter>,
+) -> ApiResult<Json<Vec<QualityRow>>> {
+    let scope = Scope::for_caller(&caller, filter.user_id)?;
+    Ok(Json(quality::run(&state.pool, scope, &filter).await?))
+}
+
+/// Raw events with filters, as JSON (an array) or CSV.
+#[utoipa::path(
+    get, path = "/v1/research/events", tag = "research",
+    security(("bearer" = [])),
+    params(ExportParams),
+    responses(
+        (status = 200, description = "Events, oldest first", content(
+            (Vec<StoredEvent> = "application/json"),
+            (String = "text/csv")
+        )),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(params): ApiQuery<ExportParams>,
+) -> ApiResult<Response> {
+    let scope = Scope::for_caller(&caller, params.user_id)?;
+    let limit = params.limit().ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("`limit` must be 1 to {}", export::MAX_EXPORT_LIMIT),
+        )
+    })?;
+    let events = export::run(&state.pool, scope, &params, limit).await?;
+    Ok(match params.format {
+        ExportFormat::Json => Json(events).into_response(),
+        ExportFormat::Csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"events.csv\"",
+                ),
+            ],
+            export::to_csv(&events),
+        )
+            .into_response(),
+    })
+}
