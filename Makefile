@@ -13,7 +13,10 @@ demo: deps assets build
 ## test: everything: lints, unit tests, end-to-end tests with the real model.
 test: deps assets lint
 	$(CARGO) build -p weft --bins
-	$(CARGO) test --workspace --no-fail-fast
+	url=$$(telemetry-api/scripts/test-db.sh); \
+	status=0; DATABASE_URL="$$url" $(CARGO) test --workspace --no-fail-fast || status=$$?; \
+	telemetry-api/scripts/test-db.sh stop >/dev/null 2>&1 || true; \
+	exit $$status
 
 build: deps
 	$(CARGO) build --workspace --bins

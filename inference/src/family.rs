@@ -232,12 +232,9 @@ mod tests {
 
     #[test]
     fn formats_parse_from_registry_names() {
-        for format in [
-            PromptFormat::DeepseekCoder,
-            PromptFormat::Starcoder2,
-            PromptFormat::Qwen25Coder,
-            PromptFormat::PrefixOnly,
-        ] {
+        for format in
+            [PromptFormat::DeepseekCoder, PromptFormat::Starcoder2, PromptFormat::Qwen25Coder, PromptFormat::PrefixOnly]
+        {
             assert_eq!(format.name().parse::<PromptFormat>(), Ok(format));
         }
         assert!("gpt".parse::<PromptFormat>().is_err());

@@ -88,11 +88,7 @@ pub struct Hub {
 /// `$XDG_CACHE_HOME/weft/models`, else `~/.cache/weft/models`.
 pub fn default_models_dir() -> PathBuf {
     let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"));
-    models_dir_from(
-        std::env::var_os("WEFT_MODELS_DIR"),
-        std::env::var_os("XDG_CACHE_HOME"),
-        home,
-    )
+    models_dir_from(std::env::var_os("WEFT_MODELS_DIR"), std::env::var_os("XDG_CACHE_HOME"), home)
 }
 
 /// The rule behind [`default_models_dir`], with the environment passed in.
@@ -196,10 +192,7 @@ impl Hub {
     ) -> anyhow::Result<Pulled> {
         let path = self.model_path(entry);
         if let Some((pulled, len)) = self.check_present(entry, &path).await? {
-            progress(Progress {
-                downloaded: len,
-                total: Some(len),
-            });
+            progress(Progress { downloaded: len, total: Some(len) });
             return Ok(pulled);
         }
         tokio::fs::create_dir_all(self.model_dir(entry))
@@ -217,17 +210,9 @@ impl Hub {
                     token: self.token.as_deref(),
                 };
                 let done = self.download(&client, &job, progress).await?;
-                Pulled {
-                    path,
-                    sha256: Some(done.sha256),
-                    verification: done.verification,
-                    cached: false,
-                }
+                Pulled { path, sha256: Some(done.sha256), verification: done.verification, cached: false }
             }
-            Source::Pypi(pypi) => {
-                self.pull_pypi(&client, entry, pypi, &path, progress)
-                    .await?
-            }
+            Source::Pypi(pypi) => self.pull_pypi(&client, entry, pypi, &path, progress).await?,
         };
         if pulled.verification == Verification::Unverified {
             tracing::warn!(model = %entry.name, "pulled model is unverified: no sha256 to check it against");
@@ -236,11 +221,7 @@ impl Hub {
     }
 
     /// Returns the already-present file, or removes a stale one and returns `None`.
-    async fn check_present(
-        &self,
-        entry: &ModelEntry,
-        path: &Path,
-    ) -> anyhow::Result<Option<(Pulled, u64)>> {
+    async fn check_present(&self, entry: &ModelEntry, path: &Path) -> anyhow::Result<Option<(Pulled, u64)>> {
         let Ok(meta) = tokio::fs::metadata(path).await else {
             return Ok(None);
         };
@@ -249,12 +230,7 @@ impl Hub {
         }
         let size_ok = entry.size.is_none_or(|size| size == meta.len());
         let pulled = |sha256, verification| {
-            let pulled = Pulled {
-                path: path.to_owned(),
-                sha256,
-                verification,
-                cached: true,
-            };
+            let pulled = Pulled { path: path.to_owned(), sha256, verification, cached: true };
             Some((pulled, meta.len()))
         };
         match &entry.sha256 {
@@ -270,16 +246,13 @@ impl Hub {
                 tracing::warn!(path = %path.display(), "present model file has the wrong size; downloading it again")
             }
         }
-        tokio::fs::remove_file(path)
-            .await
-            .with_context(|| format!("cannot remove {}", path.display()))?;
+        tokio::fs::remove_file(path).await.with_context(|| format!("cannot remove {}", path.display()))?;
         Ok(None)
     }
 }
 
 fn endpoint_url(endpoint: &str) -> anyhow::Result<Url> {
-    let url =
-        Url::parse(endpoint.trim()).with_context(|| format!("bad endpoint url `{endpoint}`"))?;
+    let url = Url::parse(endpoint.trim()).with_context(|| format!("bad endpoint url `{endpoint}`"))?;
     if !matches!(url.scheme(), "http" | "https") {
         anyhow::bail!("endpoint `{endpoint}` is not http or https");
     }
@@ -293,46 +266,20 @@ mod tests {
     #[test]
     fn models_dir_precedence() {
         let os = |s: &str| Some(OsString::from(s));
-        assert_eq!(
-            models_dir_from(os("/m"), os("/x"), os("/h")),
-            PathBuf::from("/m")
-        );
-        assert_eq!(
-            models_dir_from(os(""), os("/x"), os("/h")),
-            PathBuf::from("/x/weft/models")
-        );
-        assert_eq!(
-            models_dir_from(None, os("rel"), os("/h")),
-            PathBuf::from("/h/.cache/weft/models")
-        );
-        assert_eq!(
-            models_dir_from(None, None, os("/h")),
-            PathBuf::from("/h/.cache/weft/models")
-        );
+        assert_eq!(models_dir_from(os("/m"), os("/x"), os("/h")), PathBuf::from("/m"));
+        assert_eq!(models_dir_from(os(""), os("/x"), os("/h")), PathBuf::from("/x/weft/models"));
+        assert_eq!(models_dir_from(None, os("rel"), os("/h")), PathBuf::from("/h/.cache/weft/models"));
+        assert_eq!(models_dir_from(None, None, os("/h")), PathBuf::from("/h/.cache/weft/models"));
     }
 
     #[test]
     fn urls_are_built_and_escaped() {
         let mut hub = Hub::new("/tmp/m");
         hub.hf_endpoint = "http://mirror.test/hf/".into();
-        let source = HfSource {
-            repo: "a/b".into(),
-            file: "dir/x y.gguf".into(),
-            revision: "refs/pr/1".into(),
-        };
+        let source = HfSource { repo: "a/b".into(), file: "dir/x y.gguf".into(), revision: "refs/pr/1".into() };
         let url = hub.hf_url(&source).unwrap();
-        assert_eq!(
-            url.as_str(),
-            "http://mirror.test/hf/a/b/resolve/refs%2Fpr%2F1/dir/x%20y.gguf"
-        );
-        let pypi = PypiSource {
-            package: "p".into(),
-            version: "1.0".into(),
-            member: "m".into(),
-        };
-        assert_eq!(
-            hub.pypi_url(&pypi).unwrap().as_str(),
-            "https://pypi.org/pypi/p/1.0/json"
-        );
+        assert_eq!(url.as_str(), "http://mirror.test/hf/a/b/resolve/refs%2Fpr%2F1/dir/x%20y.gguf");
+        let pypi = PypiSource { package: "p".into(), version: "1.0".into(), member: "m".into() };
+        assert_eq!(hub.pypi_url(&pypi).unwrap().as_str(), "https://pypi.org/pypi/p/1.0/json");
     }
 }

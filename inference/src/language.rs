@@ -90,9 +90,7 @@ impl Language {
             "go" => Language::Go,
             "java" => Language::Java,
             "c" | "h" => Language::C,
-            "cc" | "cpp" | "cxx" | "c++" | "hh" | "hpp" | "hxx" | "h++" | "ipp" | "cu" => {
-                Language::Cpp
-            }
+            "cc" | "cpp" | "cxx" | "c++" | "hh" | "hpp" | "hxx" | "h++" | "ipp" | "cu" => Language::Cpp,
             "cs" => Language::CSharp,
             "rb" | "rake" | "gemspec" => Language::Ruby,
             "php" | "phtml" => Language::Php,
@@ -273,10 +271,7 @@ mod tests {
             let back: Language = serde_json::from_str(&json).unwrap();
             assert_eq!(back, lang, "{json}");
         }
-        assert_eq!(
-            serde_json::to_string(&Language::CSharp).unwrap(),
-            r#""csharp""#
-        );
+        assert_eq!(serde_json::to_string(&Language::CSharp).unwrap(), r#""csharp""#);
         assert_eq!(Language::default(), Language::Other);
         assert_eq!(Language::Cpp.to_string(), "C++");
     }

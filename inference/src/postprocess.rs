@@ -49,18 +49,11 @@ const TAB_WIDTH: usize = 4;
 /// * In every other case it is [`LineMode::Single`].
 pub fn line_mode(prefix: &str, suffix: &str, lang: Language) -> LineMode {
     let after = line_after_cursor(suffix);
-    if after
-        .chars()
-        .any(|c| !c.is_whitespace() && !CLOSERS.contains(&c))
-    {
+    if after.chars().any(|c| !c.is_whitespace() && !CLOSERS.contains(&c)) {
         return LineMode::Single;
     }
     let before = line_before_cursor(prefix);
-    if is_blank(before) || opens_block(before, lang) {
-        LineMode::Multi
-    } else {
-        LineMode::Single
-    }
+    if is_blank(before) || opens_block(before, lang) { LineMode::Multi } else { LineMode::Single }
 }
 
 /// Stops generation and cleans up completions for one cursor position.
@@ -170,9 +163,7 @@ impl Postprocessor {
                 .map(|line| (indent_width(line), line.trim().to_owned()))
         });
         let first_newline = |text: &str| text.find('\n').map(|i| text[..i].ends_with('\r'));
-        let crlf = first_newline(prefix)
-            .or_else(|| first_newline(suffix))
-            .unwrap_or(false);
+        let crlf = first_newline(prefix).or_else(|| first_newline(suffix)).unwrap_or(false);
         Postprocessor {
             lang,
             mode,
@@ -336,10 +327,7 @@ impl Postprocessor {
             }
             return Verdict::StopBefore;
         }
-        if indent == 0
-            && content_before
-            && stop_words(self.lang).iter().any(|w| body.starts_with(w))
-        {
+        if indent == 0 && content_before && stop_words(self.lang).iter().any(|w| body.starts_with(w)) {
             return Verdict::StopBefore;
         }
         Verdict::Continue
@@ -403,9 +391,7 @@ impl Postprocessor {
             if !text.ends_with(overlap) {
                 continue;
             }
-            let closers_only = overlap
-                .chars()
-                .all(|c| c.is_whitespace() || CLOSERS.contains(&c));
+            let closers_only = overlap.chars().all(|c| c.is_whitespace() || CLOSERS.contains(&c));
             if !closers_only && len != after.len() {
                 continue;
             }
@@ -448,9 +434,7 @@ fn overlap_is_redundant(kept: &str, overlap: &str) -> bool {
     }
     // A quote in the overlap is redundant only if the kept text has no
     // string of that kind left open.
-    ['"', '\'', '`']
-        .into_iter()
-        .all(|q| !overlap.contains(q) || kept.matches(q).count() % 2 == 0)
+    ['"', '\'', '`'].into_iter().all(|q| !overlap.contains(q) || kept.matches(q).count() % 2 == 0)
 }
 
 /// Whether `body` (a trimmed line) starts with a token that closes a block.
@@ -504,13 +488,7 @@ fn stop_words(lang: Language) -> &'static [&'static str] {
             "pub trait ",
         ],
         Language::JavaScript => &["function ", "async function ", "export ", "class "],
-        Language::TypeScript | Language::Tsx => &[
-            "function ",
-            "async function ",
-            "export ",
-            "class ",
-            "interface ",
-        ],
+        Language::TypeScript | Language::Tsx => &["function ", "async function ", "export ", "class ", "interface "],
         Language::Go => &["func ", "type "],
         Language::Java => &["public ", "private ", "protected ", "class ", "import "],
         Language::C | Language::Cpp => &["#include", "#define", "int main"],
@@ -534,8 +512,7 @@ fn opens_block(line: &str, lang: Language) -> bool {
 }
 
 fn ends_with_word(line: &str, word: &str) -> bool {
-    line.strip_suffix(word)
-        .is_some_and(|rest| !rest.ends_with(is_ident_char))
+    line.strip_suffix(word).is_some_and(|rest| !rest.ends_with(is_ident_char))
 }
 
 fn is_ident_char(c: char) -> bool {

@@ -117,9 +117,8 @@ pub fn build(
     let suffix = tokenizer.tokenize(suffix_text);
     prompt.suffix_tokens = suffix.len();
     prompt.suffix_clipped_bytes = suffix_clipped;
-    let need = |id: Option<TokenId>, token: &'static str| {
-        id.ok_or(PromptError::MissingToken { format: format.name(), token })
-    };
+    let need =
+        |id: Option<TokenId>, token: &'static str| id.ok_or(PromptError::MissingToken { format: format.name(), token });
     let pre = need(special.fim_prefix, "fim prefix")?;
     let suf = need(special.fim_suffix, "fim suffix")?;
     let mid = need(special.fim_middle, "fim middle")?;
@@ -190,9 +189,7 @@ fn context_tokens(
             header.extend(tokenizer.tokenize(&format!("{path}\n")));
             header
         }
-        (None, Some(path)) => {
-            tokenizer.tokenize(&format!("{} {path}\n", input.line_comment.unwrap_or("//")))
-        }
+        (None, Some(path)) => tokenizer.tokenize(&format!("{} {path}\n", input.line_comment.unwrap_or("//"))),
         (_, None) => Vec::new(),
     };
     out.extend(header);
@@ -268,9 +265,7 @@ pub fn suffix_window<'a>(suffix: &'a str, budget: usize, tokenizer: &dyn Tokeniz
 }
 
 fn line_starts(text: &str) -> Vec<usize> {
-    std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1).filter(|&i| i < text.len()))
-        .collect()
+    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1).filter(|&i| i < text.len())).collect()
 }
 
 /// The last `max_chars` characters of `text`.

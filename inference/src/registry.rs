@@ -209,10 +209,7 @@ impl ModelEntry {
             Source::Hf(hf) => {
                 let parts: Vec<_> = hf.repo.split('/').collect();
                 if parts.len() != 2 || parts.iter().any(|p| p.is_empty() || *p == "..") {
-                    bail!(
-                        "hugging face repo `{}` is not of the form owner/name",
-                        hf.repo
-                    );
+                    bail!("hugging face repo `{}` is not of the form owner/name", hf.repo);
                 }
                 if hf.file.is_empty() || hf.file.split('/').any(|p| p.is_empty() || p == "..") {
                     bail!("hugging face file `{}` is not a relative path", hf.file);
@@ -233,11 +230,8 @@ impl ModelEntry {
 
 /// Rejects names that could escape the models directory once joined to a path.
 fn check_plain_name(what: &str, name: &str) -> anyhow::Result<()> {
-    let bad = name.is_empty()
-        || name == "."
-        || name == ".."
-        || name.contains(['/', '\\', '\0'])
-        || name.starts_with('-');
+    let bad =
+        name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) || name.starts_with('-');
     if bad {
         bail!("{what} `{name}` must be a plain file name");
     }
@@ -251,9 +245,7 @@ impl Registry {
         let mut seen = HashSet::new();
         for entry in &mut registry.models {
             let name = entry.name.clone();
-            entry
-                .validate()
-                .with_context(|| format!("invalid registry entry `{name}`"))?;
+            entry.validate().with_context(|| format!("invalid registry entry `{name}`"))?;
             if !seen.insert(name.clone()) {
                 bail!("model `{name}` is listed twice in the registry");
             }
@@ -264,8 +256,8 @@ impl Registry {
     /// Reads and validates a registry file.
     pub fn load(path: impl AsRef<Path>) -> anyhow::Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read model registry {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read model registry {}", path.display()))?;
         Self::from_toml_str(&text).with_context(|| format!("in model registry {}", path.display()))
     }
 
@@ -282,10 +274,7 @@ impl Registry {
     pub fn get(&self, name: &str) -> anyhow::Result<&ModelEntry> {
         match self.models.iter().find(|m| m.name == name) {
             Some(entry) => Ok(entry),
-            None => bail!(
-                "unknown model `{name}`; known models: {}",
-                self.names().collect::<Vec<_>>().join(", ")
-            ),
+            None => bail!("unknown model `{name}`; known models: {}", self.names().collect::<Vec<_>>().join(", ")),
         }
     }
 
@@ -331,10 +320,7 @@ mod tests {
     #[test]
     fn unknown_name_lists_known_ones() {
         let err = Registry::builtin().get("gpt-5").unwrap_err().to_string();
-        assert!(
-            err.starts_with("unknown model `gpt-5`; known models: "),
-            "{err}"
-        );
+        assert!(err.starts_with("unknown model `gpt-5`; known models: "), "{err}");
         assert!(err.contains("qwen2.5-coder-1.5b"), "{err}");
     }
 
@@ -353,10 +339,7 @@ mod tests {
         let registry = Registry::from_toml_str(text).unwrap();
         let m = registry.get("m").unwrap();
         assert!(matches!(&m.source, Source::Hf(hf) if hf.revision == "main"));
-        assert_eq!(
-            m.sha256.as_deref().unwrap(),
-            &BUILTIN_TOML[BUILTIN_TOML.find("b179").unwrap()..][..64]
-        );
+        assert_eq!(m.sha256.as_deref().unwrap(), &BUILTIN_TOML[BUILTIN_TOML.find("b179").unwrap()..][..64]);
     }
 
     #[test]
@@ -386,9 +369,6 @@ mod tests {
             assert_eq!(f.as_str().parse::<Family>().unwrap(), *f);
         }
         assert!("qwen".parse::<Family>().is_err());
-        assert_eq!(
-            "instruct".parse::<ModelKind>().unwrap(),
-            ModelKind::Instruct
-        );
+        assert_eq!("instruct".parse::<ModelKind>().unwrap(), ModelKind::Instruct);
     }
 }

@@ -36,7 +36,8 @@ fn request(prefix: &str, suffix: &str, max_tokens: usize) -> CompletionRequest {
 /// A counting prompt: the model goes on counting on one line for as long as
 /// it may.
 fn counting(max_tokens: usize) -> CompletionRequest {
-    let mut request = CompletionRequest::new("numbers = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, ", "", Language::Python);
+    let mut request =
+        CompletionRequest::new("numbers = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, ", "", Language::Python);
     request.max_tokens = max_tokens;
     request.multiline = Some(false);
     request.time_budget = Duration::from_secs(120);
@@ -47,7 +48,8 @@ fn counting(max_tokens: usize) -> CompletionRequest {
 async fn smollm2_is_prefix_only_and_completes() {
     let info = engine().info();
     assert_eq!(info.detection.format, PromptFormat::PrefixOnly, "{}", info.detection.reason);
-    let completion = engine().complete(request("def add(a, b):\n    return ", "\n", 12), CancellationToken::new()).await.unwrap();
+    let completion =
+        engine().complete(request("def add(a, b):\n    return ", "\n", 12), CancellationToken::new()).await.unwrap();
     assert!(completion.prompt_tokens > 5);
     assert!(completion.generated_tokens >= 1);
     assert!(!completion.raw_text.is_empty());
@@ -136,7 +138,8 @@ async fn a_full_queue_is_a_clear_error_and_long_prompts_are_fitted() {
     let fitted = small.complete(request(&long, "", 4), CancellationToken::new()).await.unwrap();
     assert!(fitted.prompt_tokens + 4 <= 256, "{fitted:?}");
 
-    let results = futures_util::future::join_all((0..4).map(|_| small.complete(counting(30), CancellationToken::new()))).await;
+    let results =
+        futures_util::future::join_all((0..4).map(|_| small.complete(counting(30), CancellationToken::new()))).await;
     let overloaded = results.iter().filter(|r| matches!(r, Err(CompletionError::Overloaded(1)))).count();
     assert!(overloaded >= 1, "{results:?}");
     assert!(results.iter().any(Result::is_ok));

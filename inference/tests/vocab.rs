@@ -7,9 +7,9 @@ use weft_inference::prompt::{self, PromptBudget, PromptInput, Tokenize};
 use weft_inference::{FimOrder, LoadOptions, LoadedModel, PromptFormat};
 
 fn vocab(name: &str) -> LoadedModel {
-    let dir = std::env::var_os("WEFT_VOCAB_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/weft/vocab")
-    });
+    let dir = std::env::var_os("WEFT_VOCAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/weft/vocab"));
     let path = dir.join(format!("ggml-vocab-{name}.gguf"));
     assert!(path.is_file(), "{} is missing: run `make assets`", path.display());
     LoadedModel::load(&path, &LoadOptions { vocab_only: true, ..LoadOptions::default() }).expect("load vocab")
@@ -27,9 +27,21 @@ struct Case {
 }
 
 const CASES: [Case; 3] = [
-    Case { vocab: "deepseek-coder", format: PromptFormat::DeepseekCoder, texts: ["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"] },
-    Case { vocab: "starcoder", format: PromptFormat::Starcoder2, texts: ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"] },
-    Case { vocab: "qwen2", format: PromptFormat::Qwen25Coder, texts: ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"] },
+    Case {
+        vocab: "deepseek-coder",
+        format: PromptFormat::DeepseekCoder,
+        texts: ["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"],
+    },
+    Case {
+        vocab: "starcoder",
+        format: PromptFormat::Starcoder2,
+        texts: ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"],
+    },
+    Case {
+        vocab: "qwen2",
+        format: PromptFormat::Qwen25Coder,
+        texts: ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
+    },
 ];
 
 #[test]
@@ -57,11 +69,16 @@ fn fim_tokens_are_single_special_ids_with_the_family_texts() {
 
 #[test]
 fn psm_prompts_render_exactly_in_each_family_format() {
-    let input = PromptInput { prefix: "def add(a, b):\n    return ", suffix: "\n\nprint(add(1, 2))\n", ..PromptInput::default() };
+    let input = PromptInput {
+        prefix: "def add(a, b):\n    return ",
+        suffix: "\n\nprint(add(1, 2))\n",
+        ..PromptInput::default()
+    };
     for case in &CASES {
         let model = vocab(case.vocab);
-        let prompt = prompt::build(case.format, FimOrder::Psm, model.special_tokens(), &model, &input, PromptBudget::default())
-            .unwrap();
+        let prompt =
+            prompt::build(case.format, FimOrder::Psm, model.special_tokens(), &model, &input, PromptBudget::default())
+                .unwrap();
         let bos = model.special_tokens().bos.map(|b| model.token_text(b)).unwrap_or_default();
         let [pre, suf, mid] = case.texts;
         let expected = format!("{bos}{pre}{}{suf}{}{mid}", input.prefix, input.suffix);
@@ -78,9 +95,15 @@ fn psm_prompts_render_exactly_in_each_family_format() {
 fn spm_prompt_of_starcoder_puts_the_suffix_first() {
     let model = vocab("starcoder");
     let input = PromptInput { prefix: "x = ", suffix: "\ny = 2\n", ..PromptInput::default() };
-    let prompt =
-        prompt::build(PromptFormat::Starcoder2, FimOrder::Spm, model.special_tokens(), &model, &input, PromptBudget::default())
-            .unwrap();
+    let prompt = prompt::build(
+        PromptFormat::Starcoder2,
+        FimOrder::Spm,
+        model.special_tokens(),
+        &model,
+        &input,
+        PromptBudget::default(),
+    )
+    .unwrap();
     assert_eq!(render(&model, &prompt.tokens), "<fim_prefix><fim_suffix>\ny = 2\n<fim_middle>x = ");
 }
 

@@ -66,10 +66,7 @@ impl fmt::Display for DocumentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::LineOutOfRange { line, line_count } => {
-                write!(
-                    f,
-                    "line {line} is out of range for a document of {line_count} lines"
-                )
+                write!(f, "line {line} is out of range for a document of {line_count} lines")
             }
             Self::ReversedRange { start, end } => {
                 write!(f, "range start {start} is after its end {end}")
@@ -92,10 +89,7 @@ pub struct ContentChange {
 
 impl From<tower_lsp_server::ls_types::TextDocumentContentChangeEvent> for ContentChange {
     fn from(event: tower_lsp_server::ls_types::TextDocumentContentChangeEvent) -> Self {
-        Self {
-            range: event.range.map(|r| (r.start.into(), r.end.into())),
-            text: event.text,
-        }
+        Self { range: event.range.map(|r| (r.start.into(), r.end.into())), text: event.text }
     }
 }
 
@@ -110,11 +104,7 @@ pub struct Document {
 impl Document {
     /// Creates a document from the text of a `textDocument/didOpen` notification.
     pub fn new(text: &str, version: i32, language_id: impl Into<String>) -> Self {
-        Self {
-            text: Rope::from_str(text),
-            version,
-            language_id: language_id.into(),
-        }
+        Self { text: Rope::from_str(text), version, language_id: language_id.into() }
     }
 
     /// Returns the text; cloning a rope is cheap.
@@ -139,8 +129,8 @@ impl Document {
 
     /// Returns the point of a byte offset that is known to be in range.
     fn point(&self, byte: usize) -> Point {
-        let (row, column_byte) = position::byte_to_row_col(&self.text, byte)
-            .expect("byte offsets passed here are within the document");
+        let (row, column_byte) =
+            position::byte_to_row_col(&self.text, byte).expect("byte offsets passed here are within the document");
         Point { row, column_byte }
     }
 
@@ -162,10 +152,8 @@ impl Document {
                     return Err(DocumentError::ReversedRange { start, end });
                 }
                 let idx = |p: LspPosition| {
-                    position::to_char_idx(&self.text, p, enc).ok_or(DocumentError::LineOutOfRange {
-                        line: p.line,
-                        line_count: self.text.len_lines(),
-                    })
+                    position::to_char_idx(&self.text, p, enc)
+                        .ok_or(DocumentError::LineOutOfRange { line: p.line, line_count: self.text.len_lines() })
                 };
                 idx(start)?..idx(end)?
             }
@@ -199,17 +187,11 @@ impl Document {
     /// model sees whole lines where possible; it never keeps half of a CRLF
     /// pair. An index past the end is treated as the end. This costs O(log n)
     /// plus the size of the windows.
-    pub fn prefix_suffix(
-        &self,
-        char_idx: usize,
-        max_prefix_chars: usize,
-        max_suffix_chars: usize,
-    ) -> (String, String) {
+    pub fn prefix_suffix(&self, char_idx: usize, max_prefix_chars: usize, max_suffix_chars: usize) -> (String, String) {
         let rope = &self.text;
         let len = rope.len_chars();
         let cursor = char_idx.min(len);
-        let mid_crlf =
-            |i: usize| i > 0 && rope.char(i - 1) == '\r' && rope.get_char(i) == Some('\n');
+        let mid_crlf = |i: usize| i > 0 && rope.char(i - 1) == '\r' && rope.get_char(i) == Some('\n');
 
         let mut start = cursor.saturating_sub(max_prefix_chars);
         let start_line = rope.char_to_line(start);
@@ -237,10 +219,7 @@ impl Document {
             }
         }
 
-        (
-            rope.slice(start..cursor).to_string(),
-            rope.slice(cursor..end).to_string(),
-        )
+        (rope.slice(start..cursor).to_string(), rope.slice(cursor..end).to_string())
     }
 }
 
@@ -301,11 +280,7 @@ impl DocumentStore {
         enc: PositionEncoding,
     ) -> Result<Vec<TextEdit>, DocumentError> {
         let document =
-            self.documents
-                .get_mut(uri)
-                .ok_or_else(|| DocumentError::UnknownDocument {
-                    uri: uri.to_owned(),
-                })?;
+            self.documents.get_mut(uri).ok_or_else(|| DocumentError::UnknownDocument { uri: uri.to_owned() })?;
         let backup = document.text.clone();
         let mut edits = Vec::with_capacity(changes.len());
         for change in changes {

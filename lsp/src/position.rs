@@ -112,9 +112,7 @@ fn line_content_end(rope: &Rope, line: usize) -> usize {
         return next_start;
     }
     // Every other line ends with exactly one of `\n`, `\r\n` or `\r`.
-    let crlf = next_start >= line_start + 2
-        && rope.char(next_start - 1) == '\n'
-        && rope.char(next_start - 2) == '\r';
+    let crlf = next_start >= line_start + 2 && rope.char(next_start - 1) == '\n' && rope.char(next_start - 2) == '\r';
     if crlf { next_start - 2 } else { next_start - 1 }
 }
 
@@ -186,10 +184,7 @@ pub fn to_lsp(rope: &Rope, char_idx: usize, enc: PositionEncoding) -> Option<Lsp
         PositionEncoding::Utf8 => rope.char_to_byte(idx) - rope.char_to_byte(line_start),
         PositionEncoding::Utf16 => rope.char_to_utf16_cu(idx) - rope.char_to_utf16_cu(line_start),
     };
-    Some(LspPosition::new(
-        u32::try_from(line).ok()?,
-        u32::try_from(col).ok()?,
-    ))
+    Some(LspPosition::new(u32::try_from(line).ok()?, u32::try_from(col).ok()?))
 }
 
 /// Converts an LSP position to a rope byte offset, clamping like [`to_char_idx`].

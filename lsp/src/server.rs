@@ -66,7 +66,10 @@ impl Default for ServerConfig {
 }
 
 /// Builds the service for one client connection.
-pub fn service(provider: Arc<dyn CompletionProvider>, config: ServerConfig) -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
+pub fn service(
+    provider: Arc<dyn CompletionProvider>,
+    config: ServerConfig,
+) -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
     LspService::build(|client| Backend::new(client, provider, config))
         .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
         .custom_method(context_protocol::CONTEXT_UPDATE, Backend::context_update)
@@ -197,7 +200,8 @@ impl Backend {
             })?;
             // The range of the answer is the cursor as the server understood
             // it: clamped to the line's end, in the negotiated encoding.
-            let clamped: Position = position::to_lsp(rope, char_idx, encoding).unwrap_or(LspPosition::from(position)).into();
+            let clamped: Position =
+                position::to_lsp(rope, char_idx, encoding).unwrap_or(LspPosition::from(position)).into();
             let windows = prompt_windows(document, char_idx, &self.config);
             let crlf = windows.crlf;
             let cursor_byte = rope.char_to_byte(char_idx);
@@ -208,7 +212,8 @@ impl Backend {
             };
             let input = CompletionInput {
                 uri: uri_key.clone(),
-                relative_path: relative_path.or_else(|| path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())),
+                relative_path: relative_path
+                    .or_else(|| path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())),
                 path,
                 language_id: document.language_id().to_owned(),
                 prefix: windows.prefix,
@@ -323,7 +328,10 @@ impl LanguageServer for Backend {
         };
         Ok(InitializeResult {
             capabilities,
-            server_info: Some(ServerInfo { name: "weft".to_owned(), version: Some(env!("CARGO_PKG_VERSION").to_owned()) }),
+            server_info: Some(ServerInfo {
+                name: "weft".to_owned(),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            }),
             offset_encoding: None,
         })
     }
@@ -542,7 +550,11 @@ async fn catch_panics<T>(method: &str, handler: impl Future<Output = Result<T>>)
         Err(panic) => {
             let message = panic_message(&panic);
             tracing::error!("{method} panicked: {message}");
-            Err(Error { code: ErrorCode::InternalError, message: format!("internal error in {method}: {message}").into(), data: None })
+            Err(Error {
+                code: ErrorCode::InternalError,
+                message: format!("internal error in {method}: {message}").into(),
+                data: None,
+            })
         }
     }
 }

@@ -69,8 +69,8 @@ pub fn split_at(text: &str, line: usize, column: usize) -> anyhow::Result<(&str,
 
 pub async fn run(args: CompleteArgs, config: Config) -> anyhow::Result<ExitCode> {
     let location: Location = args.location.parse()?;
-    let text = std::fs::read_to_string(&location.file)
-        .with_context(|| format!("cannot read {}", location.file.display()))?;
+    let text =
+        std::fs::read_to_string(&location.file).with_context(|| format!("cannot read {}", location.file.display()))?;
     let (prefix, suffix) = split_at(&text, location.line, location.column)?;
     let model_path = config.model_file(args.model.as_deref())?;
     let load = LoadOptions {

@@ -222,9 +222,6 @@ mod tests {
         assert_eq!(config.engine.n_threads, Some(1));
         assert_eq!(config.model.path.as_deref(), Some("/m.gguf"));
         let bad = |key: &str| (key == "WEFT_N_CTX").then(|| "lots".to_owned());
-        assert_eq!(
-            config.apply_env(bad).unwrap_err().to_string(),
-            "WEFT_N_CTX=\"lots\" is not a valid number"
-        );
+        assert_eq!(config.apply_env(bad).unwrap_err().to_string(), "WEFT_N_CTX=\"lots\" is not a valid number");
     }
 }

@@ -63,9 +63,8 @@ impl LlamaProvider {
             };
             let _ = tx.send(state);
         });
-        let session = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let session =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         Arc::new(LlamaProvider { engine: rx, config, model_path, next_id: AtomicU64::new(1), session })
     }
 

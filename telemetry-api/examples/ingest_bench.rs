@@ -39,11 +39,7 @@ struct Args {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        batches: 100,
-        clients: 4,
-        batch_size: 1000,
-    };
+    let mut args = Args { batches: 100, clients: 4, batch_size: 1000 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || -> anyhow::Result<usize> {
@@ -103,8 +99,7 @@ async fn client(
 ) -> anyhow::Result<(u64, Vec<Duration>)> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let mut accepted = 0;
     let mut latencies = Vec::new();
@@ -146,18 +141,12 @@ async fn main() -> anyhow::Result<()> {
     let base = PgConnectOptions::from_str(&url)?;
     let scratch = format!("weft_ingest_bench_{}", std::process::id());
     let mut admin = base.connect().await?;
-    sqlx::query(&format!("drop database if exists {scratch}"))
-        .execute(&mut admin)
-        .await?;
-    sqlx::query(&format!("create database {scratch}"))
-        .execute(&mut admin)
-        .await?;
+    sqlx::query(&format!("drop database if exists {scratch}")).execute(&mut admin).await?;
+    sqlx::query(&format!("create database {scratch}")).execute(&mut admin).await?;
 
     let result = run(&args, base.clone().database(&scratch)).await;
 
-    sqlx::query(&format!("drop database if exists {scratch} with (force)"))
-        .execute(&mut admin)
-        .await?;
+    sqlx::query(&format!("drop database if exists {scratch} with (force)")).execute(&mut admin).await?;
     admin.close().await?;
     let report = result?;
     println!("{}", serde_json::to_string(&report)?);
@@ -165,16 +154,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args, options: PgConnectOptions) -> anyhow::Result<serde_json::Value> {
-    let pool = PgPoolOptions::new()
-        .max_connections(args.clients as u32 + 4)
-        .connect_with(options)
-        .await?;
+    let pool = PgPoolOptions::new().max_connections(args.clients as u32 + 4).connect_with(options).await?;
     db::MIGRATOR.run(&pool).await?;
 
     let hash = password::hash("benchmark password".to_owned()).await?;
-    let user = db::users::create(&pool, "bench@example.com", &hash, Role::User)
-        .await?
-        .context("bench user exists")?;
+    let user = db::users::create(&pool, "bench@example.com", &hash, Role::User).await?.context("bench user exists")?;
     let new = token::generate()?;
     let expires = OffsetDateTime::now_utc() + time::Duration::hours(1);
     db::sessions::create(&pool, user.id, &new.hash, "bench", expires).await?;
@@ -189,23 +173,15 @@ async fn run(args: &Args, options: PgConnectOptions) -> anyhow::Result<serde_jso
     }));
 
     // Bodies are built up front so that only the service is timed.
-    let warmup = Arc::new(vec![
-        batch_body(args.batch_size)?,
-        batch_body(args.batch_size)?,
-    ]);
-    let bodies = Arc::new(
-        (0..args.batches)
-            .map(|_| batch_body(args.batch_size))
-            .collect::<anyhow::Result<Vec<_>>>()?,
-    );
+    let warmup = Arc::new(vec![batch_body(args.batch_size)?, batch_body(args.batch_size)?]);
+    let bodies = Arc::new((0..args.batches).map(|_| batch_body(args.batch_size)).collect::<anyhow::Result<Vec<_>>>()?);
     let body_bytes: usize = bodies.iter().map(Bytes::len).sum();
     client(addr, token.clone(), warmup, Arc::new(AtomicUsize::new(0))).await?;
 
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let tasks: Vec<_> = (0..args.clients)
-        .map(|_| tokio::spawn(client(addr, token.clone(), bodies.clone(), next.clone())))
-        .collect();
+    let tasks: Vec<_> =
+        (0..args.clients).map(|_| tokio::spawn(client(addr, token.clone(), bodies.clone(), next.clone()))).collect();
     let mut accepted = 0;
     let mut latencies = Vec::new();
     for task in tasks {
@@ -218,9 +194,7 @@ async fn run(args: &Args, options: PgConnectOptions) -> anyhow::Result<serde_jso
 
     let _ = stop.send(());
     server.await??;
-    let stored: i64 = sqlx::query_scalar("select count(*) from events")
-        .fetch_one(&pool)
-        .await?;
+    let stored: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(&pool).await?;
     pool.close().await;
 
     let expected = (args.batches * args.batch_size) as u64;

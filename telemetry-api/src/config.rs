@@ -39,10 +39,6 @@ pub struct ThrottleConfig {
 
 impl Default for ThrottleConfig {
     fn default() -> ThrottleConfig {
-        ThrottleConfig {
-            max_failures_per_account: 5,
-            max_failures_per_address: 20,
-            window: Duration::minutes(15),
-        }
+        ThrottleConfig { max_failures_per_account: 5, max_failures_per_address: 20, window: Duration::minutes(15) }
     }
 }

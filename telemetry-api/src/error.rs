@@ -45,38 +45,23 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::BadRequest {
-            code,
-            message: message.into(),
-        }
+        ApiError::BadRequest { code, message: message.into() }
     }
 
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Unauthorized {
-            code,
-            message: message.into(),
-        }
+        ApiError::Unauthorized { code, message: message.into() }
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Forbidden {
-            code,
-            message: message.into(),
-        }
+        ApiError::Forbidden { code, message: message.into() }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Conflict {
-            code,
-            message: message.into(),
-        }
+        ApiError::Conflict { code, message: message.into() }
     }
 
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Unprocessable {
-            code,
-            message: message.into(),
-        }
+        ApiError::Unprocessable { code, message: message.into() }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -126,15 +111,10 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody {
-            error: self.code().to_owned(),
-            message,
-        };
+        let body = ErrorBody { error: self.code().to_owned(), message };
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let ApiError::TooManyRequests { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

@@ -32,23 +32,19 @@ where
 
 /// Reads the body, mapping the size limit to 413.
 pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state)
-        .await
-        .map_err(|rejection: BytesRejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("request body is too large".to_owned())
-            } else {
-                ApiError::bad_request("unreadable_body", rejection.body_text())
-            }
-        })
+    Bytes::from_request(req, state).await.map_err(|rejection: BytesRejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("request body is too large".to_owned())
+        } else {
+            ApiError::bad_request("unreadable_body", rejection.body_text())
+        }
+    })
 }
 
 /// Parses JSON: syntax errors are 400, shape errors 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|err| match err.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::unprocessable("invalid_body", err.to_string())
-        }
+        serde_json::error::Category::Data => ApiError::unprocessable("invalid_body", err.to_string()),
         _ => ApiError::bad_request("malformed_json", err.to_string()),
     })
 }

@@ -12,8 +12,7 @@ use serde_json::value::RawValue;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use weft_telemetry_wire::{
-    ClientInfo, ConsentFlags, Event, EventBody, EventResult, EventStatus, IngestResponse,
-    MAX_BATCH_EVENTS,
+    ClientInfo, ConsentFlags, Event, EventBody, EventResult, EventStatus, IngestResponse, MAX_BATCH_EVENTS,
 };
 
 use crate::db::consent::Consent;
@@ -77,16 +76,9 @@ impl PreparedBatch {
 }
 
 /// Parses and checks a batch against the account's consent.
-pub fn prepare(
-    body: &[u8],
-    account: Consent,
-    now: OffsetDateTime,
-) -> Result<PreparedBatch, ApiError> {
+pub fn prepare(body: &[u8], account: Consent, now: OffsetDateTime) -> Result<PreparedBatch, ApiError> {
     let batch: RawBatch<'_> = serde_json::from_slice(body).map_err(|err| {
-        ApiError::unprocessable(
-            "not_a_batch",
-            format!("expected {{\"client\": {{...}}, \"events\": [...]}}: {err}"),
-        )
+        ApiError::unprocessable("not_a_batch", format!("expected {{\"client\": {{...}}, \"events\": [...]}}: {err}"))
     })?;
     if batch.events.len() > MAX_BATCH_EVENTS {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -112,38 +104,21 @@ pub fn prepare(
         let event = match parse_event(raw, now) {
             Ok(event) => event,
             Err(reason) => {
-                let id = serde_json::from_str::<EventId>(raw.get())
-                    .ok()
-                    .and_then(|e| e.id);
-                results.push(EventResult {
-                    index,
-                    id,
-                    status: EventStatus::Rejected,
-                    reason: Some(reason),
-                });
+                let id = serde_json::from_str::<EventId>(raw.get()).ok().and_then(|e| e.id);
+                results.push(EventResult { index, id, status: EventStatus::Rejected, reason: Some(reason) });
                 continue;
             }
         };
         let id = event.id;
         if !seen.insert(id) {
-            results.push(EventResult {
-                index,
-                id: Some(id),
-                status: EventStatus::Duplicate,
-                reason: None,
-            });
+            results.push(EventResult { index, id: Some(id), status: EventStatus::Duplicate, reason: None });
             continue;
         }
         match to_row(event, keep_code) {
             Ok(row) => {
                 row_results.push(results.len());
                 rows.push(row);
-                results.push(EventResult {
-                    index,
-                    id: Some(id),
-                    status: EventStatus::Accepted,
-                    reason: None,
-                });
+                results.push(EventResult { index, id: Some(id), status: EventStatus::Accepted, reason: None });
             }
             Err(err) => {
                 results.push(EventResult {
@@ -155,12 +130,7 @@ pub fn prepare(
             }
         }
     }
-    Ok(PreparedBatch {
-        client: batch.client,
-        rows,
-        results,
-        row_results,
-    })
+    Ok(PreparedBatch { client: batch.client, rows, results, row_results })
 }
 
 fn parse_event(raw: &RawValue, now: OffsetDateTime) -> Result<Event, String> {
@@ -218,8 +188,7 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2025-03-01 12:00:00 UTC);
 
     fn body(events: serde_json::Value) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({ "client": {"editor": "helix"}, "events": events }))
-            .unwrap()
+        serde_json::to_vec(&serde_json::json!({ "client": {"editor": "helix"}, "events": events })).unwrap()
     }
 
     #[test]
@@ -227,25 +196,17 @@ mod tests {
         let good = example::accepted_completion("m", "rust", NOW);
         let mut events = serde_json::to_value(&good[..2]).unwrap();
         let list = events.as_array_mut().unwrap();
-        list.push(
-            serde_json::json!({"id": "00000000-0000-0000-0000-000000000009", "kind": "shown"}),
-        );
+        list.push(serde_json::json!({"id": "00000000-0000-0000-0000-000000000009", "kind": "shown"}));
         list.push(serde_json::json!(42));
         list.push(list[0].clone());
         let prepared = prepare(&body(events), Consent::default(), NOW).unwrap();
         assert_eq!(prepared.rows.len(), 2);
         let inserted = prepared.rows.iter().map(|r| r.id).collect();
         let response = prepared.settle(&inserted);
-        assert_eq!(
-            (response.accepted, response.duplicates, response.rejected),
-            (2, 1, 2)
-        );
+        assert_eq!((response.accepted, response.duplicates, response.rejected), (2, 1, 2));
         let rejected = &response.results[2];
         assert_eq!(rejected.id, Some(Uuid::from_u128(9)));
-        assert!(
-            rejected.reason.as_deref().unwrap().contains("occurred_at"),
-            "{rejected:?}"
-        );
+        assert!(rejected.reason.as_deref().unwrap().contains("occurred_at"), "{rejected:?}");
         assert_eq!(response.results[3].id, None);
         assert_eq!(response.results[4].status, EventStatus::Duplicate);
     }
@@ -255,23 +216,16 @@ mod tests {
         let mut request = example::completion_request(Uuid::nil(), "rust");
         request.prefix = Some("fn main() {".into());
         request.suffix = Some("}".into());
-        let event = Event {
-            occurred_at: NOW,
-            ..Event::now(EventBody::CompletionRequested(request))
-        };
+        let event = Event { occurred_at: NOW, ..Event::now(EventBody::CompletionRequested(request)) };
         let events = serde_json::to_value(vec![event]).unwrap();
         let stored_prefix = |account: Consent, client_code: Option<bool>| {
             let mut b: serde_json::Value = serde_json::from_slice(&body(events.clone())).unwrap();
             b["consent"] = serde_json::json!({ "code": client_code });
             let prepared = prepare(&serde_json::to_vec(&b).unwrap(), account, NOW).unwrap();
-            let payload: serde_json::Value =
-                serde_json::from_str(&prepared.rows[0].payload_json).unwrap();
+            let payload: serde_json::Value = serde_json::from_str(&prepared.rows[0].payload_json).unwrap();
             payload.get("prefix").cloned()
         };
-        let with_code = Consent {
-            usage: true,
-            code: true,
-        };
+        let with_code = Consent { usage: true, code: true };
         assert_eq!(stored_prefix(with_code, None), Some("fn main() {".into()));
         assert_eq!(stored_prefix(with_code, Some(false)), None);
         assert_eq!(stored_prefix(Consent::default(), Some(true)), None);
@@ -286,13 +240,8 @@ mod tests {
         let too_many = body(serde_json::Value::Array(vec![serde_json::json!(1); 1001]));
         let err = prepare(&too_many, Consent::default(), NOW).err().unwrap();
         assert_eq!(err.status().as_u16(), 413);
-        let no_usage = Consent {
-            usage: false,
-            code: false,
-        };
-        let err = prepare(&body(serde_json::json!([])), no_usage, NOW)
-            .err()
-            .unwrap();
+        let no_usage = Consent { usage: false, code: false };
+        let err = prepare(&body(serde_json::json!([])), no_usage, NOW).err().unwrap();
         assert_eq!(err.status().as_u16(), 403);
     }
 }

@@ -53,14 +53,11 @@ fn parse_role(s: &str) -> Result<Role, String> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .init();
     let cli = Cli::parse();
-    let url = cli
-        .database_url
-        .context("set --database-url or DATABASE_URL")?;
+    let url = cli.database_url.context("set --database-url or DATABASE_URL")?;
     let pool = db::connect_and_migrate(&url, cli.serve.db_connections).await?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {

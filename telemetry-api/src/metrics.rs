@@ -17,9 +17,7 @@ use weft_telemetry_wire::EventStatus;
 use crate::state::AppState;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -47,10 +45,7 @@ struct Histogram {
 
 impl Histogram {
     fn observe(&mut self, secs: f64) {
-        let i = BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(BUCKETS.len());
+        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
         self.buckets[i] += 1;
         self.sum += secs;
         self.count += 1;
@@ -60,14 +55,8 @@ impl Histogram {
 impl Metrics {
     pub fn observe_request(&self, method: &str, route: &str, status: u16, secs: f64) {
         let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        *http
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        http.latency
-            .entry(route.to_owned())
-            .or_default()
-            .observe(secs);
+        *http.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+        http.latency.entry(route.to_owned()).or_default().observe(secs);
     }
 
     pub fn count_events(&self, status: EventStatus, n: u64) {
@@ -83,9 +72,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        out.push_str(
-            "# HELP weft_http_requests_total HTTP requests by method, route and status.\n",
-        );
+        out.push_str("# HELP weft_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE weft_http_requests_total counter\n");
         for ((method, route, status), count) in &http.requests {
             let _ = writeln!(
@@ -107,21 +94,10 @@ impl Metrics {
                     "weft_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
-            let _ = writeln!(
-                out,
-                "weft_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "weft_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "weft_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
+            let _ =
+                writeln!(out, "weft_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "weft_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(out, "weft_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
         }
         drop(http);
         out.push_str("# HELP weft_events_ingested_total Events received by ingest, by result.\n");
@@ -131,21 +107,15 @@ impl Metrics {
             ("duplicate", &self.events_duplicate),
             ("rejected", &self.events_rejected),
         ] {
-            let _ = writeln!(
-                out,
-                "weft_events_ingested_total{{result=\"{result}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
+            let _ =
+                writeln!(out, "weft_events_ingested_total{{result=\"{result}\"}} {}", counter.load(Ordering::Relaxed));
         }
         out
     }
 }
 
 fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Middleware: times every request and counts it under its route template
@@ -154,18 +124,10 @@ fn escape(label: &str) -> String {
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(req).await;
-    state.metrics.observe_request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
+    state.metrics.observe_request(&method, &route, response.status().as_u16(), start.elapsed().as_secs_f64());
     response
 }
 
@@ -180,18 +142,10 @@ mod tests {
         m.observe_request("GET", "/health", 200, 0.2);
         m.count_events(EventStatus::Accepted, 3);
         let text = m.render();
-        assert!(text.contains(
-            "weft_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 2"
-        ));
-        assert!(text.contains(
-            "weft_http_request_duration_seconds_bucket{route=\"/health\",le=\"0.001\"} 0"
-        ));
-        assert!(text.contains(
-            "weft_http_request_duration_seconds_bucket{route=\"/health\",le=\"0.0025\"} 1"
-        ));
-        assert!(text.contains(
-            "weft_http_request_duration_seconds_bucket{route=\"/health\",le=\"+Inf\"} 2"
-        ));
+        assert!(text.contains("weft_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 2"));
+        assert!(text.contains("weft_http_request_duration_seconds_bucket{route=\"/health\",le=\"0.001\"} 0"));
+        assert!(text.contains("weft_http_request_duration_seconds_bucket{route=\"/health\",le=\"0.0025\"} 1"));
+        assert!(text.contains("weft_http_request_duration_seconds_bucket{route=\"/health\",le=\"+Inf\"} 2"));
         assert!(text.contains("weft_events_ingested_total{result=\"accepted\"} 3"));
     }
 }

@@ -16,10 +16,6 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pool: PgPool, config: ServiceConfig) -> AppState {
-        AppState {
-            pool,
-            config: Arc::new(config),
-            metrics: Arc::new(Metrics::default()),
-        }
+        AppState { pool, config: Arc::new(config), metrics: Arc::new(Metrics::default()) }
     }
 }

@@ -36,9 +36,9 @@ fn cache_dir() -> PathBuf {
 /// SmolLM2-135M-Instruct (`$WEFT_TEST_MODEL` overrides), fetched by
 /// `models/fetch-test-assets.sh`.
 pub fn test_model() -> PathBuf {
-    let path = std::env::var_os("WEFT_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        cache_dir().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
+    let path = std::env::var_os("WEFT_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"));
     assert!(path.is_file(), "test model {} is missing: run `make assets`", path.display());
     path
 }

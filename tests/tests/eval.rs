@@ -138,12 +138,23 @@ fn a_run_resumes_where_it_stopped_and_refuses_other_settings() {
     let humaneval = eval_data("HumanEval.jsonl.gz");
     let dir = out.path().to_str().unwrap();
     let run = |limit: &str, seed: &str| {
-        weft_eval(&["--oracle", "--humaneval", humaneval.to_str().unwrap(), "--limit", limit, "--seed", seed, "--out", dir])
+        weft_eval(&[
+            "--oracle",
+            "--humaneval",
+            humaneval.to_str().unwrap(),
+            "--limit",
+            limit,
+            "--seed",
+            seed,
+            "--out",
+            dir,
+        ])
     };
     success(&run("4", "42"));
     success(&run("10", "42"));
     let manifest = read_json(&out.path().join("run.json"));
-    let ran: Vec<u64> = manifest["invocations"].as_array().unwrap().iter().map(|i| i["tasks_run"].as_u64().unwrap()).collect();
+    let ran: Vec<u64> =
+        manifest["invocations"].as_array().unwrap().iter().map(|i| i["tasks_run"].as_u64().unwrap()).collect();
     assert_eq!(ran, [4, 6]);
     let summary = read_json(&out.path().join("summary.json"));
     assert_eq!(cell(&summary, "oracle", "humaneval-single", "none")["tasks"], 10);

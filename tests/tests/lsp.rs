@@ -16,7 +16,8 @@ fn spawn(env: &[(&str, &str)]) -> LspClient {
 
 /// A document whose cursor line has multi-byte text before the cursor
 /// (two-byte, three-byte and four-byte UTF-8; the crab is a UTF-16 pair).
-const DOC: &str = "# Grüße aus Köln — 日本語 🦀\ndef greet(name):\n    message = \"Grüße 🦀, \" + name + \n    return message\n";
+const DOC: &str =
+    "# Grüße aus Köln — 日本語 🦀\ndef greet(name):\n    message = \"Grüße 🦀, \" + name + \n    return message\n";
 const CURSOR_LINE: usize = 2;
 
 fn cursor_chars() -> usize {

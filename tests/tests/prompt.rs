@@ -48,7 +48,11 @@ fn check(vocab_name: &str, workspace: &str, location: &str, expect: Expect) {
 
 #[test]
 fn python_prompt_holds_the_imported_signature() {
-    check("qwen2", "python", "app/report.py:8:12", expect![[r##"
+    check(
+        "qwen2",
+        "python",
+        "app/report.py:8:12",
+        expect![[r##"
         # app/geometry.py
         def rect_area(width: float, height: float) -> float:
             """The area of a width × height rectangle."""
@@ -62,12 +66,17 @@ fn python_prompt_holds_the_imported_signature() {
             total = 0
             for w, h in rooms:
                 total += rect_area(w, h)
-            return "##]]);
+            return "##]],
+    );
 }
 
 #[test]
 fn rust_prompt_holds_the_imported_signature() {
-    check("deepseek-coder", "rust", "src/report.rs:8:5", expect![[r#"
+    check(
+        "deepseek-coder",
+        "rust",
+        "src/report.rs:8:5",
+        expect![[r#"
         <｜begin▁of▁sentence｜>// src/geometry.rs
         /// The area of a rectangle.
         pub fn rect_area(width: f64, height: f64) -> f64 { ... }
@@ -82,12 +91,17 @@ fn rust_prompt_holds_the_imported_signature() {
             }
             <｜fim▁hole｜>total
         }
-        <｜fim▁end｜>"#]]);
+        <｜fim▁end｜>"#]],
+    );
 }
 
 #[test]
 fn typescript_prompt_holds_the_imported_signature() {
-    check("starcoder", "typescript", "src/report.ts:8:10", expect![[r#"
+    check(
+        "starcoder",
+        "typescript",
+        "src/report.ts:8:10",
+        expect![[r#"
         <repo_name>workspace
         <file_sep>src/geometry.ts
         /** The area of a rectangle. */
@@ -102,12 +116,17 @@ fn typescript_prompt_holds_the_imported_signature() {
           for (const [w, h] of rooms) {
             total += rectArea(w, h);
           }
-          return "#]]);
+          return "#]],
+    );
 }
 
 #[test]
 fn go_prompt_holds_the_imported_signature() {
-    check("starcoder", "go", "report/report.go:10:9", expect![[r#"
+    check(
+        "starcoder",
+        "go",
+        "report/report.go:10:9",
+        expect![[r#"
         <repo_name>workspace
         <file_sep>geometry/geometry.go
         // RectArea is the area of a rectangle.
@@ -124,12 +143,17 @@ fn go_prompt_holds_the_imported_signature() {
         	for _, r := range rooms {
         		total += geometry.RectArea(r[0], r[1])
         	}
-        	return "#]]);
+        	return "#]],
+    );
 }
 
 #[test]
 fn java_prompt_holds_the_imported_signature() {
-    check("starcoder", "java", "src/main/java/com/acme/report/Report.java:11:16", expect![[r#"
+    check(
+        "starcoder",
+        "java",
+        "src/main/java/com/acme/report/Report.java:11:16",
+        expect![[r#"
         <repo_name>workspace
         <file_sep>src/main/java/com/acme/geometry/Geometry.java
         public final class Geometry {
@@ -150,7 +174,8 @@ fn java_prompt_holds_the_imported_signature() {
                 for (double[] r : rooms) {
                     total += Geometry.rectArea(r[0], r[1]);
                 }
-                return "#]]);
+                return "#]],
+    );
 }
 
 #[test]

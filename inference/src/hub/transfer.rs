@@ -21,19 +21,13 @@ pub(super) const READ_CHUNK: usize = 1 << 20;
 
 /// Why one attempt failed, and whether another attempt may succeed.
 pub(super) enum Failure {
-    Transient {
-        error: anyhow::Error,
-        progressed: bool,
-    },
+    Transient { error: anyhow::Error, progressed: bool },
     Fatal(anyhow::Error),
 }
 
 impl Failure {
     pub(super) fn transient(error: impl Into<anyhow::Error>) -> Self {
-        Failure::Transient {
-            error: error.into(),
-            progressed: false,
-        }
+        Failure::Transient { error: error.into(), progressed: false }
     }
 
     pub(super) fn fatal(error: impl Into<anyhow::Error>) -> Self {
@@ -100,14 +94,9 @@ impl Hub {
                         failures = 0;
                     }
                     if failures >= self.retries {
-                        return Err(
-                            error.context(format!("{what} failed after {} attempts", failures + 1))
-                        );
+                        return Err(error.context(format!("{what} failed after {} attempts", failures + 1)));
                     }
-                    let delay = self
-                        .backoff
-                        .saturating_mul(1u32 << failures.min(16))
-                        .min(MAX_BACKOFF);
+                    let delay = self.backoff.saturating_mul(1u32 << failures.min(16)).min(MAX_BACKOFF);
                     tracing::warn!("{what}: {error:#}; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                     failures += 1;
@@ -124,19 +113,13 @@ impl Hub {
         progress: ProgressFn<'_>,
     ) -> anyhow::Result<Downloaded> {
         if let Some(expected) = job.sha256 {
-            let present = tokio::fs::metadata(&job.dest)
-                .await
-                .is_ok_and(|m| m.is_file());
+            let present = tokio::fs::metadata(&job.dest).await.is_ok_and(|m| m.is_file());
             if present && hash_file(&job.dest).await?.0 == expected {
-                return Ok(Downloaded {
-                    sha256: expected.to_owned(),
-                    verification: Verification::Pinned,
-                });
+                return Ok(Downloaded { sha256: expected.to_owned(), verification: Verification::Pinned });
             }
         }
         let what = format!("download of {}", job.what);
-        self.retrying(&what, || try_download(client, job, progress))
-            .await
+        self.retrying(&what, || try_download(client, job, progress)).await
     }
 }
 
@@ -165,26 +148,19 @@ async fn try_download(
             let (start, _) = content_range(response.headers()).unwrap_or((u64::MAX, None));
             if start != offset {
                 remove_part(&part).await;
-                return Err(Failure::transient(anyhow!(
-                    "{url} resumed at byte {start} instead of {offset}"
-                )));
+                return Err(Failure::transient(anyhow!("{url} resumed at byte {start} instead of {offset}")));
             }
             true
         }
         StatusCode::OK => false,
         StatusCode::RANGE_NOT_SATISFIABLE if offset > 0 => {
-            let total = content_range(response.headers())
-                .and_then(|(_, t)| t)
-                .or(linked.size);
+            let total = content_range(response.headers()).and_then(|(_, t)| t).or(linked.size);
             if total == Some(offset) {
                 let (sha256, _) = hash_file(&part).await.map_err(Failure::fatal)?;
                 return finish(job, &part, sha256, offset, &linked).await;
             }
             remove_part(&part).await;
-            return Err(Failure::transient(anyhow!(
-                "stale partial download of {}",
-                job.what
-            )));
+            return Err(Failure::transient(anyhow!("stale partial download of {}", job.what)));
         }
         StatusCode::NOT_FOUND => {
             return Err(Failure::fatal(anyhow!("not found (http 404): {url}")));
@@ -195,24 +171,16 @@ async fn try_download(
                 status.as_u16()
             )));
         }
-        s if s.is_server_error()
-            || s == StatusCode::TOO_MANY_REQUESTS
-            || s == StatusCode::REQUEST_TIMEOUT =>
-        {
+        s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT => {
             return Err(Failure::transient(anyhow!("http {s} from {url}")));
         }
         s => return Err(Failure::fatal(anyhow!("unexpected http {s} from {url}"))),
     };
 
-    let (mut hasher, start) = if resume {
-        hash_file_state(&part).await.map_err(Failure::fatal)?
-    } else {
-        (Sha256::new(), 0)
-    };
+    let (mut hasher, start) =
+        if resume { hash_file_state(&part).await.map_err(Failure::fatal)? } else { (Sha256::new(), 0) };
     let announced = if resume {
-        content_range(response.headers())
-            .and_then(|(_, t)| t)
-            .or(response.content_length().map(|n| n + start))
+        content_range(response.headers()).and_then(|(_, t)| t).or(response.content_length().map(|n| n + start))
     } else {
         response.content_length()
     };
@@ -243,8 +211,7 @@ async fn try_download(
     let mut downloaded = start;
     progress(Progress { downloaded, total });
     let mut stream = response.bytes_stream();
-    let write_error =
-        |e: std::io::Error| Failure::fatal(anyhow!("cannot write {}: {e}", part.display()));
+    let write_error = |e: std::io::Error| Failure::fatal(anyhow!("cannot write {}: {e}", part.display()));
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
@@ -260,10 +227,7 @@ async fn try_download(
         if let Some(total) = total.filter(|&t| downloaded + chunk.len() as u64 > t) {
             drop(writer);
             remove_part(&part).await;
-            return Err(Failure::fatal(anyhow!(
-                "{url} sent more than the {total} bytes expected of {}",
-                job.what
-            )));
+            return Err(Failure::fatal(anyhow!("{url} sent more than the {total} bytes expected of {}", job.what)));
         }
         writer.write_all(&chunk).await.map_err(write_error)?;
         hasher.update(&chunk);
@@ -279,48 +243,22 @@ async fn try_download(
             progressed: downloaded > start,
         });
     }
-    finish(
-        job,
-        &part,
-        hex::encode(hasher.finalize()),
-        downloaded,
-        &linked,
-    )
-    .await
+    finish(job, &part, hex::encode(hasher.finalize()), downloaded, &linked).await
 }
 
 /// Checks a complete part file's size and hash, then renames it into place.
-async fn finish(
-    job: &Job<'_>,
-    part: &Path,
-    sha256: String,
-    size: u64,
-    linked: &Linked,
-) -> Result<Downloaded, Failure> {
+async fn finish(job: &Job<'_>, part: &Path, sha256: String, size: u64, linked: &Linked) -> Result<Downloaded, Failure> {
     // The first problem found is the one reported.
-    let wrong_size = [job.size, linked.size]
-        .into_iter()
-        .flatten()
-        .find(|&e| e != size);
-    let problem =
-        if let Some(expected) = wrong_size {
-            Some(format!(
-                "size mismatch for {}: expected {expected} bytes, got {size}",
-                job.what
-            ))
-        } else if let Some(expected) = job.sha256.filter(|&e| e != sha256) {
-            Some(format!(
-                "checksum mismatch for {}: expected sha256 {expected}, got {sha256}",
-                job.what
-            ))
-        } else {
-            linked.sha256.as_ref().filter(|&e| *e != sha256).map(|expected| {
-            format!(
-                "checksum mismatch for {}: the hub announces sha256 {expected}, got {sha256}",
-                job.what
-            )
+    let wrong_size = [job.size, linked.size].into_iter().flatten().find(|&e| e != size);
+    let problem = if let Some(expected) = wrong_size {
+        Some(format!("size mismatch for {}: expected {expected} bytes, got {size}", job.what))
+    } else if let Some(expected) = job.sha256.filter(|&e| e != sha256) {
+        Some(format!("checksum mismatch for {}: expected sha256 {expected}, got {sha256}", job.what))
+    } else {
+        linked.sha256.as_ref().filter(|&e| *e != sha256).map(|expected| {
+            format!("checksum mismatch for {}: the hub announces sha256 {expected}, got {sha256}", job.what)
         })
-        };
+    };
     if let Some(problem) = problem {
         remove_part(part).await;
         return Err(Failure::fatal(anyhow!(problem)));
@@ -339,10 +277,7 @@ async fn finish(
     } else {
         Verification::Unverified
     };
-    Ok(Downloaded {
-        sha256,
-        verification,
-    })
+    Ok(Downloaded { sha256, verification })
 }
 
 /// Sends the request, following redirects by hand so that the hub's `x-linked-*`
@@ -363,10 +298,7 @@ async fn open(
         if let Some(token) = job.token.filter(|_| url.origin() == origin) {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::transient(anyhow!("request to {url} failed: {e}")))?;
+        let response = request.send().await.map_err(|e| Failure::transient(anyhow!("request to {url} failed: {e}")))?;
         linked.absorb(response.headers());
         if !response.status().is_redirection() {
             return Ok((response, url, linked));
@@ -376,14 +308,9 @@ async fn open(
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| Failure::fatal(anyhow!("redirect without a location from {url}")))?;
-        url = url
-            .join(location)
-            .map_err(|e| Failure::fatal(anyhow!("bad redirect `{location}` from {url}: {e}")))?;
+        url = url.join(location).map_err(|e| Failure::fatal(anyhow!("bad redirect `{location}` from {url}: {e}")))?;
     }
-    Err(Failure::fatal(anyhow!(
-        "too many redirects from {}",
-        job.url
-    )))
+    Err(Failure::fatal(anyhow!("too many redirects from {}", job.url)))
 }
 
 /// A client that leaves redirects to [`open`], so that no header is lost on the way.
@@ -435,15 +362,12 @@ pub(super) async fn hash_file(path: &Path) -> anyhow::Result<(String, u64)> {
 async fn hash_file_state(path: &Path) -> anyhow::Result<(Sha256, u64)> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0; READ_CHUNK];
         let mut len = 0u64;
         loop {
-            let n = file
-                .read(&mut buf)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
             if n == 0 {
                 return Ok((hasher, len));
             }

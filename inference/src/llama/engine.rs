@@ -67,7 +67,11 @@ impl Default for PromptBudgetConfig {
 
 impl From<PromptBudgetConfig> for PromptBudget {
     fn from(c: PromptBudgetConfig) -> Self {
-        PromptBudget { prefix_tokens: c.prefix_tokens, suffix_tokens: c.suffix_tokens, context_tokens: c.context_tokens }
+        PromptBudget {
+            prefix_tokens: c.prefix_tokens,
+            suffix_tokens: c.suffix_tokens,
+            context_tokens: c.context_tokens,
+        }
     }
 }
 

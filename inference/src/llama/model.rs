@@ -64,9 +64,8 @@ impl LoadedModel {
             bail!("model file {} does not exist", path.display());
         }
         let started = Instant::now();
-        let params = LlamaModelParams::default()
-            .with_vocab_only(options.vocab_only)
-            .with_n_gpu_layers(options.n_gpu_layers);
+        let params =
+            LlamaModelParams::default().with_vocab_only(options.vocab_only).with_n_gpu_layers(options.n_gpu_layers);
         let model = LlamaModel::load_from_file(backend(), path, &params)
             .with_context(|| format!("llama.cpp could not load {} as a GGUF model", path.display()))?;
         let load_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -88,10 +87,8 @@ impl LoadedModel {
             );
         }
         let fim_order = options.fim_order.unwrap_or_else(|| detection.format.default_order());
-        let name = traits
-            .name
-            .clone()
-            .unwrap_or_else(|| path.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+        let name =
+            traits.name.clone().unwrap_or_else(|| path.file_stem().unwrap_or_default().to_string_lossy().into_owned());
         let stop_tokens = stop_tokens(&model, &special);
         let info = ModelInfo {
             name,

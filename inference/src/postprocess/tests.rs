@@ -16,9 +16,7 @@ use crate::language::Language;
 mod golden;
 
 fn split(fixture: &str) -> (&str, &str) {
-    fixture
-        .split_once("$0")
-        .expect("the fixture has no `$0` cursor marker")
+    fixture.split_once("$0").expect("the fixture has no `$0` cursor marker")
 }
 
 fn check(lang: Language, fixture: &str, raw: &str, expect: Expect) {
@@ -30,18 +28,10 @@ fn check_mode(lang: Language, mode: LineMode, fixture: &str, raw: &str, expect: 
     let (prefix, suffix) = split(fixture);
     let pp = Postprocessor::new(prefix, suffix, lang, mode);
     let stop = incremental_stop(&pp, raw);
-    assert_eq!(
-        stop,
-        pp.scan_full(raw),
-        "incremental and full scans disagree"
-    );
+    assert_eq!(stop, pp.scan_full(raw), "incremental and full scans disagree");
     let text = pp.finish(raw);
     if let Some(cut) = stop {
-        assert_eq!(
-            pp.finish(&raw[..cut]),
-            text,
-            "finishing the cut text differs"
-        );
+        assert_eq!(pp.finish(&raw[..cut]), text, "finishing the cut text differs");
     }
     let stop = stop.map_or("none".to_owned(), |n| format!("{n}/{}", raw.len()));
     let mut out = format!("mode={mode:?} stop={stop}\n---\n");
@@ -62,9 +52,7 @@ fn check_mode(lang: Language, mode: LineMode, fixture: &str, raw: &str, expect: 
 
 /// Feeds `raw` to `check` one char at a time, as a generator would.
 fn incremental_stop(pp: &Postprocessor, raw: &str) -> Option<usize> {
-    (1..=raw.len())
-        .filter(|&i| raw.is_char_boundary(i))
-        .find_map(|i| pp.check(&raw[..i]))
+    (1..=raw.len()).filter(|&i| raw.is_char_boundary(i)).find_map(|i| pp.check(&raw[..i]))
 }
 
 #[test]
@@ -126,16 +114,12 @@ fn line_modes() {
 // Properties.
 
 const PIECES: &[&str] = &[
-    "\n", "\r\n", "\r", " ", "    ", "\t", "x", "é", "漢", "🦀", "def ", "fn ", "end", "do", "{",
-    "}", "(", ")", "[", "]", ";", ",", ":", "=", "=>", "\"", "'", "@", "#[", "export ", "\n\n\n",
-    "return 1",
+    "\n", "\r\n", "\r", " ", "    ", "\t", "x", "é", "漢", "🦀", "def ", "fn ", "end", "do", "{", "}", "(", ")", "[",
+    "]", ";", ",", ":", "=", "=>", "\"", "'", "@", "#[", "export ", "\n\n\n", "return 1",
 ];
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        prop::collection::vec(prop::sample::select(PIECES), 0..24).prop_map(|v| v.concat()),
-    ]
+    prop_oneof![any::<String>(), prop::collection::vec(prop::sample::select(PIECES), 0..24).prop_map(|v| v.concat()),]
 }
 
 fn language() -> impl Strategy<Value = Language> {

@@ -34,7 +34,13 @@ fn render(tokens: &[TokenId]) -> String {
         .collect()
 }
 
-fn check(format: PromptFormat, order: FimOrder, fixture: &str, snippets: &[ContextSnippet], expect: expect_test::Expect) {
+fn check(
+    format: PromptFormat,
+    order: FimOrder,
+    fixture: &str,
+    snippets: &[ContextSnippet],
+    expect: expect_test::Expect,
+) {
     let (prefix, suffix) = fixture.split_once("$0").unwrap();
     let input = PromptInput {
         prefix,
@@ -121,7 +127,10 @@ fn a_missing_fim_token_is_an_error() {
     let input = PromptInput { prefix: "a", suffix: "b", ..PromptInput::default() };
     let err = build(PromptFormat::Starcoder2, FimOrder::Psm, &special, &CharTokenizer, &input, PromptBudget::default())
         .unwrap_err();
-    assert_eq!(err.to_string(), "prompt format starcoder2 needs the special token fim middle, which this vocabulary lacks");
+    assert_eq!(
+        err.to_string(),
+        "prompt format starcoder2 needs the special token fim middle, which this vocabulary lacks"
+    );
 }
 
 #[test]

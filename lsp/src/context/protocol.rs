@@ -119,7 +119,10 @@ mod tests {
         let files = params.into_files();
         assert_eq!(
             files,
-            vec![(PathBuf::from("/w/a.py"), "def a(): pass".to_owned()), (PathBuf::from("/w/b.py"), "def b(): pass".to_owned())]
+            vec![
+                (PathBuf::from("/w/a.py"), "def a(): pass".to_owned()),
+                (PathBuf::from("/w/b.py"), "def b(): pass".to_owned())
+            ]
         );
     }
 

@@ -26,10 +26,8 @@ struct Edit {
 fn edit(max_line: u32, max_insert: usize) -> impl Strategy<Value = Edit> {
     let ranged = move || {
         let position = || (0..max_line, 0..14_u32).prop_map(|(l, c)| pos(l, c));
-        (position(), position(), model::text(max_insert)).prop_map(|(start, end, text)| Edit {
-            range: Some((start, end)),
-            text,
-        })
+        (position(), position(), model::text(max_insert))
+            .prop_map(|(start, end, text)| Edit { range: Some((start, end)), text })
     };
     let ordered = ranged().prop_map(|mut e| {
         if let Some((s, t)) = e.range {
@@ -52,10 +50,7 @@ fn run_edits(initial: &str, edits: &[Edit], enc: PositionEncoding) -> Result<(),
             Some((start, end)) => {
                 let line_count = model::lines(&text).len();
                 let byte = |p: LspPosition| {
-                    model::to_byte(&text, p, enc).ok_or(DocumentError::LineOutOfRange {
-                        line: p.line,
-                        line_count,
-                    })
+                    model::to_byte(&text, p, enc).ok_or(DocumentError::LineOutOfRange { line: p.line, line_count })
                 };
                 byte(start).and_then(|s| Ok((s, byte(end)?)))
             }
@@ -115,9 +110,7 @@ proptest! {
 #[test]
 fn edit_reports_tree_sitter_data() {
     let mut doc = Document::new("fn é() {}\n漢🦀", 1, "rust");
-    let edit = doc
-        .apply_change(Some((pos(1, 1), pos(1, 3))), "x\r\ny", Utf16)
-        .unwrap();
+    let edit = doc.apply_change(Some((pos(1, 1), pos(1, 3))), "x\r\ny", Utf16).unwrap();
     assert_eq!(doc.text().to_string(), "fn é() {}\n漢x\r\ny");
     expect![[r#"
         TextEdit {
@@ -149,37 +142,20 @@ fn full_replacement() {
     assert_eq!(edit.start_byte, 0);
     assert_eq!(edit.old_end_byte, 5);
     assert_eq!(edit.new_end_byte, 2);
-    assert_eq!(
-        edit.old_end_point,
-        Point {
-            row: 1,
-            column_byte: 2
-        }
-    );
-    assert_eq!(
-        edit.new_end_point,
-        Point {
-            row: 0,
-            column_byte: 2
-        }
-    );
+    assert_eq!(edit.old_end_point, Point { row: 1, column_byte: 2 });
+    assert_eq!(edit.new_end_point, Point { row: 0, column_byte: 2 });
 }
 
 #[test]
 fn bad_ranges_are_errors_and_leave_the_text_alone() {
     let mut doc = Document::new("abc\ndef", 1, "rust");
-    let reversed = doc
-        .apply_change(Some((pos(1, 0), pos(0, 2))), "x", Utf32)
-        .unwrap_err();
+    let reversed = doc.apply_change(Some((pos(1, 0), pos(0, 2))), "x", Utf32).unwrap_err();
     expect!["range start 1:0 is after its end 0:2"].assert_eq(&reversed.to_string());
-    let past = doc
-        .apply_change(Some((pos(0, 0), pos(3, 0))), "x", Utf32)
-        .unwrap_err();
+    let past = doc.apply_change(Some((pos(0, 0), pos(3, 0))), "x", Utf32).unwrap_err();
     expect!["line 3 is out of range for a document of 2 lines"].assert_eq(&past.to_string());
     assert_eq!(doc.text().to_string(), "abc\ndef");
     // One past the last line is the end of the document.
-    doc.apply_change(Some((pos(2, 0), pos(2, 0))), "!", Utf32)
-        .unwrap();
+    doc.apply_change(Some((pos(2, 0), pos(2, 0))), "!", Utf32).unwrap();
     assert_eq!(doc.text().to_string(), "abc\ndef!");
 }
 
@@ -187,11 +163,9 @@ fn bad_ranges_are_errors_and_leave_the_text_alone() {
 fn edits_never_split_crlf() {
     let mut doc = Document::new("ab\r\ncd", 1, "rust");
     // Column 3 of line 0 would be between `\r` and `\n`; it clamps to column 2.
-    doc.apply_change(Some((pos(0, 3), pos(0, 3))), "X", Utf8)
-        .unwrap();
+    doc.apply_change(Some((pos(0, 3), pos(0, 3))), "X", Utf8).unwrap();
     assert_eq!(doc.text().to_string(), "abX\r\ncd");
-    doc.apply_change(Some((pos(0, 0), pos(0, 99))), "", Utf8)
-        .unwrap();
+    doc.apply_change(Some((pos(0, 0), pos(0, 99))), "", Utf8).unwrap();
     assert_eq!(doc.text().to_string(), "\r\ncd");
     assert_eq!(doc.text().len_lines(), 2);
 }
@@ -200,20 +174,10 @@ fn edits_never_split_crlf() {
 fn store_applies_changes_in_order() {
     let mut store = DocumentStore::new();
     assert!(store.is_empty());
-    assert!(
-        store
-            .open("file:///a.rs", Document::new("hello", 1, "rust"))
-            .is_none()
-    );
+    assert!(store.open("file:///a.rs", Document::new("hello", 1, "rust")).is_none());
     let changes = [
-        ContentChange {
-            range: Some((pos(0, 5), pos(0, 5))),
-            text: "\nworld".into(),
-        },
-        ContentChange {
-            range: Some((pos(1, 0), pos(1, 1))),
-            text: "W".into(),
-        },
+        ContentChange { range: Some((pos(0, 5), pos(0, 5))), text: "\nworld".into() },
+        ContentChange { range: Some((pos(1, 0), pos(1, 1))), text: "W".into() },
     ];
     let edits = store.change("file:///a.rs", 2, &changes, Utf16).unwrap();
     assert_eq!(edits.len(), 2);
@@ -223,15 +187,9 @@ fn store_applies_changes_in_order() {
     assert_eq!(doc.language_id(), "rust");
 
     // A stale version is still applied.
-    let resend = [ContentChange {
-        range: None,
-        text: "again".into(),
-    }];
+    let resend = [ContentChange { range: None, text: "again".into() }];
     store.change("file:///a.rs", 2, &resend, Utf16).unwrap();
-    assert_eq!(
-        store.get("file:///a.rs").unwrap().text().to_string(),
-        "again"
-    );
+    assert_eq!(store.get("file:///a.rs").unwrap().text().to_string(), "again");
 
     store.get_mut("file:///a.rs").unwrap().set_version(7);
     assert_eq!(store.get("file:///a.rs").unwrap().version(), 7);
@@ -247,23 +205,11 @@ fn store_changes_are_all_or_nothing() {
     let mut store = DocumentStore::new();
     store.open("u", Document::new("abc", 1, "rust"));
     let changes = [
-        ContentChange {
-            range: None,
-            text: "replaced".into(),
-        },
-        ContentChange {
-            range: Some((pos(5, 0), pos(5, 0))),
-            text: "x".into(),
-        },
+        ContentChange { range: None, text: "replaced".into() },
+        ContentChange { range: Some((pos(5, 0), pos(5, 0))), text: "x".into() },
     ];
     let err = store.change("u", 2, &changes, Utf8).unwrap_err();
-    assert_eq!(
-        err,
-        DocumentError::LineOutOfRange {
-            line: 5,
-            line_count: 1
-        }
-    );
+    assert_eq!(err, DocumentError::LineOutOfRange { line: 5, line_count: 1 });
     let doc = store.get("u").unwrap();
     assert_eq!(doc.text().to_string(), "abc");
     assert_eq!(doc.version(), 1);
@@ -301,20 +247,11 @@ fn prefix_suffix_prefers_line_boundaries() {
 fn prefix_suffix_respects_chars_and_crlf() {
     let doc = Document::new("🦀é\r\n漢字", 1, "plaintext");
     assert_eq!(doc.prefix_suffix(2, 1, 1), ("é".to_owned(), String::new()));
-    assert_eq!(
-        doc.prefix_suffix(5, 1, 1),
-        ("漢".to_owned(), "字".to_owned())
-    );
+    assert_eq!(doc.prefix_suffix(5, 1, 1), ("漢".to_owned(), "字".to_owned()));
     // The prefix window starts inside the CRLF pair: the lone `\n` is dropped.
-    assert_eq!(
-        doc.prefix_suffix(4, 1, 9),
-        (String::new(), "漢字".to_owned())
-    );
+    assert_eq!(doc.prefix_suffix(4, 1, 9), (String::new(), "漢字".to_owned()));
     // The suffix window ends inside the CRLF pair: the lone `\r` is dropped.
-    assert_eq!(
-        doc.prefix_suffix(1, 9, 2),
-        ("🦀".to_owned(), "é".to_owned())
-    );
+    assert_eq!(doc.prefix_suffix(1, 9, 2), ("🦀".to_owned(), "é".to_owned()));
 }
 
 proptest! {

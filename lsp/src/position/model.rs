@@ -29,18 +29,12 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
         if break_len == 0 {
             i += 1;
         } else {
-            out.push(Line {
-                start,
-                content_end: i,
-            });
+            out.push(Line { start, content_end: i });
             i += break_len;
             start = i;
         }
     }
-    out.push(Line {
-        start,
-        content_end: bytes.len(),
-    });
+    out.push(Line { start, content_end: bytes.len() });
     out
 }
 
@@ -94,35 +88,24 @@ pub(crate) fn to_lsp(text: &str, byte: usize, enc: PositionEncoding) -> LspPosit
     let row = lines.iter().rposition(|l| l.start <= byte).unwrap_or(0);
     let l = lines[row];
     let end = byte.min(l.content_end);
-    LspPosition::new(
-        u32::try_from(row).unwrap(),
-        u32::try_from(str_units(&text[l.start..end], enc)).unwrap(),
-    )
+    LspPosition::new(u32::try_from(row).unwrap(), u32::try_from(str_units(&text[l.start..end], enc)).unwrap())
 }
 
 /// Returns whether a byte offset lies between the `\r` and `\n` of a CRLF pair.
 pub(crate) fn is_mid_crlf(text: &str, byte: usize) -> bool {
-    byte > 0
-        && text.as_bytes().get(byte - 1) == Some(&b'\r')
-        && text.as_bytes().get(byte) == Some(&b'\n')
+    byte > 0 && text.as_bytes().get(byte - 1) == Some(&b'\r') && text.as_bytes().get(byte) == Some(&b'\n')
 }
 
 /// The fragments random texts are built from: ASCII, two-byte, three-byte and
 /// four-byte chars (the last a UTF-16 surrogate pair) and all three line breaks.
-pub(crate) const FRAGMENTS: &[&str] = &[
-    "a", "b", "xy", " ", "é", "ß", "漢", "🦀", "\r\n", "\r", "\n",
-];
+pub(crate) const FRAGMENTS: &[&str] = &["a", "b", "xy", " ", "é", "ß", "漢", "🦀", "\r\n", "\r", "\n"];
 
 /// Generates texts of up to `max_fragments` fragments.
 pub(crate) fn text(max_fragments: usize) -> impl proptest::strategy::Strategy<Value = String> {
     use proptest::prelude::*;
-    proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..=max_fragments)
-        .prop_map(|parts| parts.concat())
+    proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..=max_fragments).prop_map(|parts| parts.concat())
 }
 
 /// All three encodings.
-pub(crate) const ENCODINGS: [PositionEncoding; 3] = [
-    PositionEncoding::Utf8,
-    PositionEncoding::Utf16,
-    PositionEncoding::Utf32,
-];
+pub(crate) const ENCODINGS: [PositionEncoding; 3] =
+    [PositionEncoding::Utf8, PositionEncoding::Utf16, PositionEncoding::Utf32];

@@ -25,11 +25,7 @@ fn check_against_model(text: &str) {
         let boundaries = text.char_indices().map(|(b, _)| b).chain([text.len()]);
         for (char_idx, byte) in boundaries.enumerate() {
             let lsp = to_lsp(&rope, char_idx, enc).unwrap();
-            assert_eq!(
-                lsp,
-                model::to_lsp(text, byte, enc),
-                "{enc:?} {text:?} {char_idx}"
-            );
+            assert_eq!(lsp, model::to_lsp(text, byte, enc), "{enc:?} {text:?} {char_idx}");
             let back = to_char_idx(&rope, lsp, enc).unwrap();
             if model::is_mid_crlf(text, byte) {
                 assert_eq!(back, char_idx - 1, "{enc:?} {text:?} {char_idx}");
@@ -41,9 +37,7 @@ fn check_against_model(text: &str) {
         // Every column up to two past the end of every line, and the lines
         // just past the end, clamp like the model.
         for line in 0..=lines.len() + 1 {
-            let width = lines
-                .get(line)
-                .map_or(0, |l| model::str_units(&text[l.start..l.content_end], enc));
+            let width = lines.get(line).map_or(0, |l| model::str_units(&text[l.start..l.content_end], enc));
             for col in 0..=width + 2 {
                 let p = pos(line as u32, col as u32);
                 let expected = model::to_byte(text, p, enc);
@@ -65,20 +59,14 @@ fn negotiate_prefers_utf8_then_utf32_then_utf16() {
     assert_eq!(negotiate(Some(&offers(&["latin-1"]))), Utf16);
     assert_eq!(negotiate(Some(&offers(&["utf-16", "utf-8"]))), Utf8);
     assert_eq!(negotiate(Some(&offers(&["utf-32", "utf-16"]))), Utf32);
-    assert_eq!(
-        negotiate(Some(&offers(&["utf-32", "utf-8", "utf-16"]))),
-        Utf8
-    );
+    assert_eq!(negotiate(Some(&offers(&["utf-32", "utf-8", "utf-16"]))), Utf8);
     assert_eq!(negotiate(Some(&offers(&["utf-32"]))), Utf32);
 }
 
 #[test]
 fn encoding_kinds_round_trip() {
     for enc in ENCODINGS {
-        assert_eq!(
-            PositionEncoding::from_lsp_kind(enc.as_lsp_kind()),
-            Some(enc)
-        );
+        assert_eq!(PositionEncoding::from_lsp_kind(enc.as_lsp_kind()), Some(enc));
     }
     assert_eq!(PositionEncoding::from_lsp_kind("UTF-8"), None);
     assert_eq!(PositionEncoding::default(), Utf16);
@@ -167,31 +155,13 @@ fn unicode_line_separators_are_not_line_breaks() {
 #[test]
 fn ranges_reject_reversed_and_out_of_range() {
     let rope = Rope::from_str("abc\ndef");
-    assert_eq!(
-        range_to_char_range(&rope, pos(0, 1), pos(1, 2), Utf16),
-        Some(1..6)
-    );
-    assert_eq!(
-        range_to_char_range(&rope, pos(0, 1), pos(0, 1), Utf16),
-        Some(1..1)
-    );
-    assert_eq!(
-        range_to_char_range(&rope, pos(1, 0), pos(0, 1), Utf16),
-        None
-    );
+    assert_eq!(range_to_char_range(&rope, pos(0, 1), pos(1, 2), Utf16), Some(1..6));
+    assert_eq!(range_to_char_range(&rope, pos(0, 1), pos(0, 1), Utf16), Some(1..1));
+    assert_eq!(range_to_char_range(&rope, pos(1, 0), pos(0, 1), Utf16), None);
     // Reversed columns are rejected even though both clamp to the line end.
-    assert_eq!(
-        range_to_char_range(&rope, pos(0, 9), pos(0, 5), Utf16),
-        None
-    );
-    assert_eq!(
-        range_to_char_range(&rope, pos(0, 0), pos(2, 0), Utf16),
-        Some(0..7)
-    );
-    assert_eq!(
-        range_to_char_range(&rope, pos(0, 0), pos(3, 0), Utf16),
-        None
-    );
+    assert_eq!(range_to_char_range(&rope, pos(0, 9), pos(0, 5), Utf16), None);
+    assert_eq!(range_to_char_range(&rope, pos(0, 0), pos(2, 0), Utf16), Some(0..7));
+    assert_eq!(range_to_char_range(&rope, pos(0, 0), pos(3, 0), Utf16), None);
 }
 
 #[test]
@@ -219,17 +189,7 @@ fn converts_ls_types_positions() {
 
 #[test]
 fn fixed_texts_match_model() {
-    for text in [
-        "",
-        "\n",
-        "\r",
-        "\r\n",
-        "\n\r",
-        "\r\r\n\n",
-        "a\r\nb",
-        "🦀\r\n🦀",
-        "é\rß\n漢",
-    ] {
+    for text in ["", "\n", "\r", "\r\n", "\n\r", "\r\r\n\n", "a\r\nb", "🦀\r\n🦀", "é\rß\n漢"] {
         check_against_model(text);
     }
 }
@@ -241,9 +201,7 @@ fn line_with(c: char) -> String {
 
 #[test]
 fn unicode_scalar_sweep_round_trips() {
-    let boundaries = [
-        0, 0x7F, 0x80, 0x7FF, 0x800, 0xD7FF, 0xE000, 0xFFFD, 0xFFFF, 0x10000, 0x10FFFF,
-    ];
+    let boundaries = [0, 0x7F, 0x80, 0x7FF, 0x800, 0xD7FF, 0xE000, 0xFFFD, 0xFFFF, 0x10000, 0x10FFFF];
     let sample = (0..=0x10_FFFF_u32).step_by(251).chain(boundaries);
     let mut checked = 0;
     for cp in sample {
@@ -258,11 +216,7 @@ fn unicode_scalar_sweep_round_trips() {
                 let lsp = to_lsp(&rope, char_idx, enc).unwrap();
                 assert_eq!(lsp, model::to_lsp(&text, byte, enc), "{enc:?} U+{cp:04X}");
                 if !model::is_mid_crlf(&text, byte) {
-                    assert_eq!(
-                        to_char_idx(&rope, lsp, enc),
-                        Some(char_idx),
-                        "{enc:?} U+{cp:04X}"
-                    );
+                    assert_eq!(to_char_idx(&rope, lsp, enc), Some(char_idx), "{enc:?} U+{cp:04X}");
                 }
             }
         }

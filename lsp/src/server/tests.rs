@@ -139,9 +139,8 @@ async fn start(encodings: &[&str]) -> (Client, Arc<Log>) {
     tokio::spawn(serve(server_read, server_write, Arc::new(Scripted(log.clone())), ServerConfig::default()));
     let (read, writer) = tokio::io::split(client_side);
     let mut client = Client { reader: BufReader::new(read), writer, next_id: 1, notifications: Vec::new() };
-    let init = client
-        .call("initialize", json!({ "capabilities": { "general": { "positionEncodings": encodings } } }))
-        .await;
+    let init =
+        client.call("initialize", json!({ "capabilities": { "general": { "positionEncodings": encodings } } })).await;
     assert!(init.get("error").is_none(), "{init}");
     client.notify("initialized", json!({})).await;
     (client, log)
@@ -178,7 +177,12 @@ async fn a_model_failure_is_an_error_and_one_message_to_the_user() {
         assert_eq!(response["error"]["message"], "the model exploded");
     }
     // A request after the messages flushes them through.
-    client.call("workspace/executeCommand", json!({ "command": "weft.completion.accepted", "arguments": [{ "id": "x" }] })).await;
+    client
+        .call(
+            "workspace/executeCommand",
+            json!({ "command": "weft.completion.accepted", "arguments": [{ "id": "x" }] }),
+        )
+        .await;
     let shown: Vec<_> = client.notifications.iter().filter(|n| n["method"] == "window/showMessage").collect();
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(shown[0]["params"]["message"], "Weft: the model exploded");

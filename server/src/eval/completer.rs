@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use weft_inference::prompt::ContextSnippet;
 use weft_inference::{
-    CancellationToken, CompletionRequest, EngineConfig, FinishReason, LlamaEngine, LoadOptions, SamplingConfig,
-    Timings,
+    CancellationToken, CompletionRequest, EngineConfig, FinishReason, LlamaEngine, LoadOptions, SamplingConfig, Timings,
 };
 
 use super::task::Task;
@@ -77,7 +76,12 @@ impl Completer {
         }
     }
 
-    pub async fn complete(&self, task: &Task, snippets: Vec<ContextSnippet>, settings: &GenerationSettings) -> Generated {
+    pub async fn complete(
+        &self,
+        task: &Task,
+        snippets: Vec<ContextSnippet>,
+        settings: &GenerationSettings,
+    ) -> Generated {
         let engine = match self {
             Completer::Model { engine, .. } => engine,
             Completer::Oracle => return Generated { text: task.ground_truth.clone(), ..Generated::default() },

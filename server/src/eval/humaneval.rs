@@ -67,8 +67,7 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Problem>> {
 pub fn tasks(problems: &[Problem], benchmark: Benchmark, cursor: CursorPlacement) -> Vec<Task> {
     let mut out = Vec::new();
     for problem in problems {
-        let tests =
-            Arc::new(TestProgram { test: problem.test.clone(), entry_point: problem.entry_point.clone() });
+        let tests = Arc::new(TestProgram { test: problem.test.clone(), entry_point: problem.entry_point.clone() });
         let lines: Vec<&str> = problem.canonical_solution.split('\n').collect();
         let non_empty: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].trim().is_empty()).collect();
         let spans: Vec<(usize, usize)> = match benchmark {

@@ -180,7 +180,12 @@ pub async fn run(args: EvalArgs, config: Config) -> anyhow::Result<ExitCode> {
         cursor: args.cursor,
         test_timeout_s: args.timeout,
         test_memory_mb: args.memory_mb,
-        engine: weft_inference::EngineConfig { queue_capacity: 0, n_threads: None, n_threads_batch: None, ..engine_config.clone() },
+        engine: weft_inference::EngineConfig {
+            queue_capacity: 0,
+            n_threads: None,
+            n_threads_batch: None,
+            ..engine_config.clone()
+        },
         prompt_format: config.model.format,
         fim_order: config.model.fim_order,
     };
@@ -200,7 +205,8 @@ pub async fn run(args: EvalArgs, config: Config) -> anyhow::Result<ExitCode> {
                 humaneval::tasks(&problems, benchmark, args.cursor)
             }
             Benchmark::Repo => {
-                let repos = if args.repos.is_empty() { default_repos(&cache.join("eval/repos"))? } else { args.repos.clone() };
+                let repos =
+                    if args.repos.is_empty() { default_repos(&cache.join("eval/repos"))? } else { args.repos.clone() };
                 let mut tasks = Vec::new();
                 for root in repos {
                     let options = repo::RepoOptions { tasks_per_repo: args.repo_tasks, seed: args.seed };
@@ -320,7 +326,8 @@ pub async fn run(args: EvalArgs, config: Config) -> anyhow::Result<ExitCode> {
     tracing::info!("{tasks_run} tasks in {wall_s:.1} s; results in {}", args.out.display());
 
     if args.post {
-        let token = args.telemetry_token.as_deref().context("--post needs WEFT_TELEMETRY_TOKEN (or --telemetry-token)")?;
+        let token =
+            args.telemetry_token.as_deref().context("--post needs WEFT_TELEMETRY_TOKEN (or --telemetry-token)")?;
         let events = post::events(manifest.run_id, &cells, &all, (wall_s * 1e3) as u64);
         let answer = post::post(&args.telemetry_url, token, events).await?;
         tracing::info!(

@@ -133,7 +133,10 @@ mod tests {
                 }
             }
             let body = r#"{"accepted":2,"duplicates":0,"rejected":0,"results":[]}"#;
-            let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
             socket.write_all(answer.as_bytes()).await.unwrap();
             String::from_utf8(request).unwrap()
         });

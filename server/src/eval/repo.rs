@@ -289,9 +289,8 @@ fn candidate_lines(text: &str) -> Vec<(usize, usize, usize, &str)> {
             continue;
         }
         let length = content.trim_end().chars().count();
-        let skip = content.starts_with('#')
-            || content.ends_with('\\')
-            || !(MIN_LINE_CHARS..=MAX_LINE_CHARS).contains(&length);
+        let skip =
+            content.starts_with('#') || content.ends_with('\\') || !(MIN_LINE_CHARS..=MAX_LINE_CHARS).contains(&length);
         if !skip {
             out.push((index, start, indent, line));
         }

@@ -9,8 +9,19 @@ use super::results::{CellSummary, TaskResult};
 /// One row per cell, aligned columns.
 pub fn table(cells: &[CellSummary]) -> String {
     let header = [
-        "model", "benchmark", "context", "tasks", "pass@1", "exact", "edit-sim", "id-em", "id-f1", "p50 ms", "p90 ms",
-        "timeouts", "errors",
+        "model",
+        "benchmark",
+        "context",
+        "tasks",
+        "pass@1",
+        "exact",
+        "edit-sim",
+        "id-em",
+        "id-f1",
+        "p50 ms",
+        "p90 ms",
+        "timeouts",
+        "errors",
     ];
     let fraction = |v: f64| format!("{v:.3}");
     let rows: Vec<Vec<String>> = cells
@@ -95,7 +106,8 @@ pub fn metrics_svg(cells: &[CellSummary]) -> String {
     for tick in 0..=5 {
         let value = f64::from(tick) / 5.0;
         let y = top + plot_height * (1.0 - value);
-        let _ = writeln!(svg, r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##, width - 20.0);
+        let _ =
+            writeln!(svg, r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##, width - 20.0);
         let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{value:.1}</text>"#, left - 6.0, y + 4.0);
     }
     for (g, (group, bars)) in groups.iter().enumerate() {
@@ -171,7 +183,12 @@ pub fn latency_svg(results: &[TaskResult]) -> String {
             values.len(),
             p(50.0)
         );
-        let _ = writeln!(svg, r#"<line x1="{:.1}" y1="{mid:.1}" x2="{:.1}" y2="{mid:.1}" stroke="{color}"/>"#, x(p(5.0)), x(p(95.0)));
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{:.1}" y1="{mid:.1}" x2="{:.1}" y2="{mid:.1}" stroke="{color}"/>"#,
+            x(p(5.0)),
+            x(p(95.0))
+        );
         let _ = writeln!(
             svg,
             r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="12" fill="{color}" fill-opacity="0.4" stroke="{color}"/>"#,
@@ -230,7 +247,8 @@ mod tests {
 
     #[test]
     fn the_table_aligns_names_left_and_numbers_right() {
-        let results = [result("tiny", "a", true, 100.0), result("tiny", "b", false, 300.0), result("oracle", "a", true, 1.0)];
+        let results =
+            [result("tiny", "a", true, 100.0), result("tiny", "b", false, 300.0), result("oracle", "a", true, 1.0)];
         expect![[r#"
             model   benchmark         context  tasks  pass@1  exact  edit-sim  id-em  id-f1  p50 ms  p90 ms  timeouts  errors
             oracle  humaneval-single  none         1   1.000  1.000     1.000  1.000  1.000       1       1         0       0

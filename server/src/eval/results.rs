@@ -200,7 +200,10 @@ pub fn summarize(results: &[TaskResult]) -> Vec<CellSummary> {
                 edit_similarity: avg(&|r| r.edit_similarity),
                 identifier_em: avg(&|r| f64::from(u8::from(r.identifier_em))),
                 identifier_f1: avg(&|r| r.identifier_f1),
-                timed_out: rs.iter().filter(|r| r.run.as_ref().is_some_and(|o| o.status == RunStatus::TimedOut)).count(),
+                timed_out: rs
+                    .iter()
+                    .filter(|r| r.run.as_ref().is_some_and(|o| o.status == RunStatus::TimedOut))
+                    .count(),
                 errors: rs.iter().filter(|r| r.error.is_some()).count(),
                 latency_ms,
                 mean_prompt_tokens: avg(&|r| r.prompt_tokens as f64),

@@ -80,9 +80,11 @@ impl Runner {
         let (snippets, context_ms) = match (source, &task.workspace) {
             (Some(source), Some(workspace)) => {
                 let workspace = workspace.clone();
-                let (path, prefix, suffix) = (task.path.clone().unwrap_or_default(), task.prefix.clone(), task.suffix.clone());
+                let (path, prefix, suffix) =
+                    (task.path.clone().unwrap_or_default(), task.prefix.clone(), task.suffix.clone());
                 let started = Instant::now();
-                let found = tokio::task::spawn_blocking(move || source.snippets(&workspace, &path, &prefix, &suffix)).await?;
+                let found =
+                    tokio::task::spawn_blocking(move || source.snippets(&workspace, &path, &prefix, &suffix)).await?;
                 if !found.index_ready {
                     errors.push("the context engine's index was not ready".to_owned());
                 }

@@ -99,8 +99,13 @@ impl Sandbox {
         let python = resolve_python(&config.python)?;
         for network in [NetworkIsolation::Unshare, NetworkIsolation::UnshareUser, NetworkIsolation::None] {
             for limits in [LimitTool::Prlimit, LimitTool::Ulimit] {
-                let sandbox =
-                    Sandbox { python: python.clone(), network, limits, config: config.clone(), python_version: String::new() };
+                let sandbox = Sandbox {
+                    python: python.clone(),
+                    network,
+                    limits,
+                    config: config.clone(),
+                    python_version: String::new(),
+                };
                 let probe = "import sys; print(sys.version.split()[0])";
                 match sandbox.run_capturing(probe) {
                     Ok((outcome, stdout)) if outcome.status == RunStatus::Passed => {
@@ -136,10 +141,7 @@ impl Sandbox {
         let stdout_path = dir.path().join("stdout.txt");
         let stderr_path = dir.path().join("stderr.txt");
         let mut command = self.command(dir.path());
-        command
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout_path)?)
-            .stderr(File::create(&stderr_path)?);
+        command.stdin(Stdio::null()).stdout(File::create(&stdout_path)?).stderr(File::create(&stderr_path)?);
         let started = Instant::now();
         let mut child = command.spawn().context("cannot start the sandboxed interpreter")?;
         let pid = child.id();
@@ -151,10 +153,7 @@ impl Sandbox {
             Ok(status) => (status?, false),
             Err(_) => {
                 // The child leads its own process group: kill all of it.
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{pid}")])
-                    .stderr(Stdio::null())
-                    .status();
+                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
                 (rx.recv().context("the waiting thread died")??, true)
             }
         };
@@ -165,7 +164,11 @@ impl Sandbox {
         } else if status.success() {
             RunOutcome { status: RunStatus::Passed, detail: String::new(), duration_ms }
         } else {
-            RunOutcome { status: RunStatus::Failed, detail: failure_detail(status, &read_tail(&stderr_path, 4096)), duration_ms }
+            RunOutcome {
+                status: RunStatus::Failed,
+                detail: failure_detail(status, &read_tail(&stderr_path, 4096)),
+                duration_ms,
+            }
         };
         Ok((outcome, stdout))
     }

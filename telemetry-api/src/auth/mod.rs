@@ -18,9 +18,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// What an account may do. Ordered: each role can do what the previous can.
-#[derive(
-    Serialize, Deserialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
-)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Sends telemetry; reads and exports only their own data.
@@ -61,10 +59,7 @@ impl AuthUser {
         if self.role >= role {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "forbidden",
-                format!("this needs the {} role", role.as_str()),
-            ))
+            Err(ApiError::forbidden("forbidden", format!("this needs the {} role", role.as_str())))
         }
     }
 }
@@ -74,10 +69,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthorized(
-                "unauthenticated",
-                "missing `Authorization: Bearer <token>` header",
-            ));
+            return Err(ApiError::unauthorized("unauthenticated", "missing `Authorization: Bearer <token>` header"));
         };
         let token = value
             .to_str()
@@ -88,15 +80,9 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| ApiError::unauthorized("unauthenticated", "expected a Bearer token"))?;
         let session = db::sessions::authenticate(&state.pool, &token::hash(token))
             .await?
-            .ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "the token is unknown, revoked or expired")
-            })?;
-        let role = Role::parse(&session.role)
-            .ok_or_else(|| anyhow::anyhow!("unknown role {:?} in database", session.role))?;
-        Ok(AuthUser {
-            user_id: session.user_id,
-            session_id: session.session_id,
-            role,
-        })
+            .ok_or_else(|| ApiError::unauthorized("invalid_token", "the token is unknown, revoked or expired"))?;
+        let role =
+            Role::parse(&session.role).ok_or_else(|| anyhow::anyhow!("unknown role {:?} in database", session.role))?;
+        Ok(AuthUser { user_id: session.user_id, session_id: session.session_id, role })
     }
 }

@@ -11,8 +11,7 @@ const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
 
 fn hasher() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
-        .expect("Argon2 parameters are valid constants");
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("Argon2 parameters are valid constants");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -25,9 +24,7 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];
     super::token::random_bytes(&mut salt)?;
     let salt = SaltString::encode_b64(&salt).map_err(|err| anyhow::anyhow!("salt: {err}"))?;
-    let hash = hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|err| anyhow::anyhow!("argon2: {err}"))?;
+    let hash = hasher().hash_password(password.as_bytes(), &salt).map_err(|err| anyhow::anyhow!("argon2: {err}"))?;
     Ok(hash.to_string())
 }
 
@@ -41,13 +38,10 @@ pub async fn verify(stored: Option<String>, password: String) -> anyhow::Result<
             Some(s) => s,
             None => dummy_hash()?.to_owned(),
         };
-        let parsed =
-            PasswordHash::new(&stored).map_err(|err| anyhow::anyhow!("stored hash: {err}"))?;
+        let parsed = PasswordHash::new(&stored).map_err(|err| anyhow::anyhow!("stored hash: {err}"))?;
         // Parameters come from the stored hash, so older (weaker or
         // stronger) hashes keep verifying.
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(ok && known)
     })
     .await?
@@ -68,16 +62,8 @@ mod tests {
     async fn hashes_with_owasp_parameters_and_verifies() {
         let h = super::hash("correct horse battery".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(
-            super::verify(Some(h.clone()), "correct horse battery".into())
-                .await
-                .unwrap()
-        );
+        assert!(super::verify(Some(h.clone()), "correct horse battery".into()).await.unwrap());
         assert!(!super::verify(Some(h), "wrong".into()).await.unwrap());
-        assert!(
-            !super::verify(None, "weft-dummy-password".into())
-                .await
-                .unwrap()
-        );
+        assert!(!super::verify(None, "weft-dummy-password".into()).await.unwrap());
     }
 }

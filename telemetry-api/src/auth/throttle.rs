@@ -10,12 +10,7 @@ use crate::config::ThrottleConfig;
 use crate::error::ApiError;
 
 /// Refuses with 429 when `email` or `addr` has used up its failures.
-pub async fn check(
-    pool: &PgPool,
-    config: &ThrottleConfig,
-    email: &str,
-    addr: &str,
-) -> Result<(), ApiError> {
+pub async fn check(pool: &PgPool, config: &ThrottleConfig, email: &str, addr: &str) -> Result<(), ApiError> {
     let since = OffsetDateTime::now_utc() - config.window;
     // The n-th most recent failure within the window, where n is the limit:
     // once it leaves the window, fewer than n remain and logins resume.
@@ -44,9 +39,7 @@ pub async fn check(
         Some(nth) => {
             let free_at = nth + config.window;
             let secs = (free_at - OffsetDateTime::now_utc()).whole_seconds().max(1);
-            Err(ApiError::TooManyRequests {
-                retry_after_secs: secs as u64,
-            })
+            Err(ApiError::TooManyRequests { retry_after_secs: secs as u64 })
         }
     }
 }
@@ -58,11 +51,7 @@ pub async fn record_failure(
     email: &str,
     addr: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into login_failures (email, ip) values ($1, $2)")
-        .bind(email)
-        .bind(addr)
-        .execute(pool)
-        .await?;
+    sqlx::query("insert into login_failures (email, ip) values ($1, $2)").bind(email).bind(addr).execute(pool).await?;
     sqlx::query("delete from login_failures where failed_at < $1")
         .bind(OffsetDateTime::now_utc() - config.window)
         .execute(pool)
@@ -72,9 +61,6 @@ pub async fn record_failure(
 
 /// A successful login forgives the account's failures (not the address's).
 pub async fn clear_account(pool: &PgPool, email: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from login_failures where lower(email) = lower($1)")
-        .bind(email)
-        .execute(pool)
-        .await?;
+    sqlx::query("delete from login_failures where lower(email) = lower($1)").bind(email).execute(pool).await?;
     Ok(())
 }

@@ -14,8 +14,7 @@ pub struct NewToken {
 
 pub fn generate() -> anyhow::Result<NewToken> {
     let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|err| anyhow::anyhow!("OS random number generator failed: {err}"))?;
+    getrandom::getrandom(&mut bytes).map_err(|err| anyhow::anyhow!("OS random number generator failed: {err}"))?;
     let token = format!("{PREFIX}{}", hex::encode(bytes));
     let hash = hash(&token);
     Ok(NewToken { token, hash })
@@ -28,8 +27,7 @@ pub fn hash(token: &str) -> Vec<u8> {
 
 /// Fills `buf` from the OS CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) -> anyhow::Result<()> {
-    getrandom::getrandom(buf)
-        .map_err(|err| anyhow::anyhow!("OS random number generator failed: {err}"))
+    getrandom::getrandom(buf).map_err(|err| anyhow::anyhow!("OS random number generator failed: {err}"))
 }
 
 #[cfg(test)]

@@ -18,19 +18,15 @@ pub struct Consent {
 
 impl Default for Consent {
     fn default() -> Consent {
-        Consent {
-            usage: true,
-            code: false,
-        }
+        Consent { usage: true, code: false }
     }
 }
 
 pub async fn get(pool: &PgPool, user_id: Uuid) -> Result<Consent, sqlx::Error> {
-    let rows: Vec<(String, bool)> =
-        sqlx::query_as("select category, granted from consents where user_id = $1")
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String, bool)> = sqlx::query_as("select category, granted from consents where user_id = $1")
+        .bind(user_id)
+        .fetch_all(pool)
+        .await?;
     let mut consent = Consent::default();
     for (category, granted) in rows {
         match category.as_str() {

@@ -25,16 +25,11 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
         .connect(url)
         .await
         .map_err(|err| anyhow::anyhow!("connecting to the database: {err}"))?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|err| anyhow::anyhow!("applying migrations: {err}"))?;
+    MIGRATOR.run(&pool).await.map_err(|err| anyhow::anyhow!("applying migrations: {err}"))?;
     Ok(pool)
 }
 
 /// True when `err` is a unique-constraint violation.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "23505")
+    err.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "23505")
 }

@@ -43,10 +43,7 @@ pub async fn create(
 }
 
 /// Looks a token hash up; refreshes `last_seen_at` at most once a minute.
-pub async fn authenticate(
-    pool: &PgPool,
-    token_hash: &[u8],
-) -> Result<Option<AuthenticatedSession>, sqlx::Error> {
+pub async fn authenticate(pool: &PgPool, token_hash: &[u8]) -> Result<Option<AuthenticatedSession>, sqlx::Error> {
     let found: Option<AuthenticatedSession> = sqlx::query_as(
         "select s.id as session_id, s.user_id, u.role, s.last_seen_at \
          from sessions s join users u on u.id = s.user_id \
@@ -80,20 +77,13 @@ pub async fn list(pool: &PgPool, user_id: Uuid) -> Result<Vec<SessionRow>, sqlx:
 /// Revokes one of the user's sessions; false when the user has no such
 /// session (including when it belongs to someone else).
 pub async fn delete(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("delete from sessions where id = $1 and user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(pool)
-        .await?;
+    let done =
+        sqlx::query("delete from sessions where id = $1 and user_id = $2").bind(id).bind(user_id).execute(pool).await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Revokes every session of the user except `keep`.
 pub async fn delete_others(pool: &PgPool, user_id: Uuid, keep: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from sessions where user_id = $1 and id <> $2")
-        .bind(user_id)
-        .bind(keep)
-        .execute(pool)
-        .await?;
+    sqlx::query("delete from sessions where user_id = $1 and id <> $2").bind(user_id).bind(keep).execute(pool).await?;
     Ok(())
 }

@@ -18,8 +18,7 @@ pub struct UserRow {
     pub created_at: OffsetDateTime,
 }
 
-const COLUMNS: &str =
-    "id, email, password_hash, role, totp_secret, totp_enabled, totp_last_step, created_at";
+const COLUMNS: &str = "id, email, password_hash, role, totp_secret, totp_enabled, totp_last_step, created_at";
 
 /// Inserts a user; `None` when the email address is taken.
 pub async fn create(
@@ -44,46 +43,31 @@ pub async fn create(
 }
 
 pub async fn by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from users where lower(email) = lower($1)"
-    ))
-    .bind(email)
-    .fetch_optional(pool)
-    .await
-}
-
-pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("select {COLUMNS} from users where id = $1"))
-        .bind(id)
+    sqlx::query_as(&format!("select {COLUMNS} from users where lower(email) = lower($1)"))
+        .bind(email)
         .fetch_optional(pool)
         .await
 }
 
+pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(&format!("select {COLUMNS} from users where id = $1")).bind(id).fetch_optional(pool).await
+}
+
 pub async fn list(pool: &PgPool) -> Result<Vec<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from users order by created_at, id"
-    ))
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(&format!("select {COLUMNS} from users order by created_at, id")).fetch_all(pool).await
 }
 
 /// Changes a role; `None` when there is no such user.
 pub async fn set_role(pool: &PgPool, id: Uuid, role: Role) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "update users set role = $2 where id = $1 returning {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(role.as_str())
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as(&format!("update users set role = $2 where id = $1 returning {COLUMNS}"))
+        .bind(id)
+        .bind(role.as_str())
+        .fetch_optional(pool)
+        .await
 }
 
 /// Sets the role by email (for the `set-role` command).
-pub async fn set_role_by_email(
-    pool: &PgPool,
-    email: &str,
-    role: Role,
-) -> Result<bool, sqlx::Error> {
+pub async fn set_role_by_email(pool: &PgPool, email: &str, role: Role) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("update users set role = $2 where lower(email) = lower($1)")
         .bind(email)
         .bind(role.as_str())
@@ -93,20 +77,13 @@ pub async fn set_role_by_email(
 }
 
 pub async fn set_password(pool: &PgPool, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("update users set password_hash = $2 where id = $1")
-        .bind(id)
-        .bind(hash)
-        .execute(pool)
-        .await?;
+    sqlx::query("update users set password_hash = $2 where id = $1").bind(id).bind(hash).execute(pool).await?;
     Ok(())
 }
 
 /// Deletes the user; sessions, consent and events go with it (cascade).
 pub async fn delete(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from users where id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query("delete from users where id = $1").bind(id).execute(pool).await?;
     Ok(())
 }
 

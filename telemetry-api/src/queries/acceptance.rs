@@ -60,11 +60,7 @@ where ($5::text is null or r.language = $5)
 group by 1, 2, 3, 4
 order by 4, 1, 2, 3";
 
-pub async fn run(
-    pool: &PgPool,
-    scope: Scope,
-    filter: &ResearchFilter,
-) -> Result<Vec<AcceptanceRow>, sqlx::Error> {
+pub async fn run(pool: &PgPool, scope: Scope, filter: &ResearchFilter) -> Result<Vec<AcceptanceRow>, sqlx::Error> {
     let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(SQL)
         .bind(scope.0)
         .bind(filter.from)
@@ -84,11 +80,7 @@ pub async fn run(
                 day,
                 shown,
                 accepted,
-                rate: if shown == 0 {
-                    0.0
-                } else {
-                    accepted as f64 / shown as f64
-                },
+                rate: if shown == 0 { 0.0 } else { accepted as f64 / shown as f64 },
                 ci_low,
                 ci_high,
             }

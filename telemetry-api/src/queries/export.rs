@@ -95,10 +95,7 @@ pub fn to_csv(events: &[StoredEvent]) -> String {
         "id,user_id,kind,occurred_at,received_at,session_id,completion_id,model,language,\
          editor,editor_version,plugin_version,os,data\r\n",
     );
-    let rfc3339 = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
+    let rfc3339 = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     for e in events {
         let fields = [
             e.id.to_string(),

@@ -88,28 +88,17 @@ join events gt
  and (gt.payload ->> 'accepted')::boolean
 order by gt.occurred_at";
 
-type SnapshotRow = (
-    Uuid,
-    Option<i32>,
-    Option<String>,
-    Option<i32>,
-    Option<String>,
-);
+type SnapshotRow = (Uuid, Option<i32>, Option<String>, Option<i32>, Option<String>);
 
-pub async fn run(
-    pool: &PgPool,
-    scope: Scope,
-    filter: &ResearchFilter,
-) -> Result<Funnel, sqlx::Error> {
-    let (requested, shown, accepted): (i64, i64, i64) =
-        sqlx::query_as(&format!("{REQUESTS_CTE}{COUNTS}"))
-            .bind(scope.0)
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(filter.model.as_deref())
-            .bind(filter.language.as_deref())
-            .fetch_one(pool)
-            .await?;
+pub async fn run(pool: &PgPool, scope: Scope, filter: &ResearchFilter) -> Result<Funnel, sqlx::Error> {
+    let (requested, shown, accepted): (i64, i64, i64) = sqlx::query_as(&format!("{REQUESTS_CTE}{COUNTS}"))
+        .bind(scope.0)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.model.as_deref())
+        .bind(filter.language.as_deref())
+        .fetch_one(pool)
+        .await?;
 
     // First snapshot per (completion, delay) → unchanged?
     let mut verdicts: HashMap<(Uuid, i32), bool> = HashMap::new();
@@ -121,9 +110,7 @@ pub async fn run(
         .bind(filter.model.as_deref())
         .bind(filter.language.as_deref())
         .fetch(pool);
-    while let Some((completion_id, accepted_chars, generated, after_secs, truth)) =
-        rows.try_next().await?
-    {
+    while let Some((completion_id, accepted_chars, generated, after_secs, truth)) = rows.try_next().await? {
         let Some(after_secs) = after_secs else {
             continue;
         };
@@ -141,9 +128,7 @@ pub async fn run(
     let unchanged = SNAPSHOT_DELAYS_SECS
         .iter()
         .map(|&delay| {
-            let at_delay = verdicts
-                .iter()
-                .filter(|((_, secs), _)| *secs as u32 == delay);
+            let at_delay = verdicts.iter().filter(|((_, secs), _)| *secs as u32 == delay);
             UnchangedStage {
                 after_secs: delay,
                 snapshots: at_delay.clone().count() as i64,
@@ -151,10 +136,5 @@ pub async fn run(
             }
         })
         .collect();
-    Ok(Funnel {
-        requested,
-        shown,
-        accepted,
-        unchanged,
-    })
+    Ok(Funnel { requested, shown, accepted, unchanged })
 }

@@ -29,11 +29,7 @@ impl Percentiles {
     fn from_array(values: Option<Vec<f64>>) -> Percentiles {
         let v = values.unwrap_or_default();
         let at = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
-        Percentiles {
-            p50: at(0),
-            p95: at(1),
-            p99: at(2),
-        }
+        Percentiles { p50: at(0), p95: at(1), p99: at(2) }
     }
 }
 
@@ -55,20 +51,9 @@ where ($1::uuid is null or g.user_id = $1)
 group by g.model
 order by g.model";
 
-type Row = (
-    String,
-    i64,
-    Option<Vec<f64>>,
-    Option<Vec<f64>>,
-    Option<Vec<f64>>,
-    Option<Vec<f64>>,
-);
+type Row = (String, i64, Option<Vec<f64>>, Option<Vec<f64>>, Option<Vec<f64>>, Option<Vec<f64>>);
 
-pub async fn run(
-    pool: &PgPool,
-    scope: Scope,
-    filter: &ResearchFilter,
-) -> Result<Vec<LatencyRow>, sqlx::Error> {
+pub async fn run(pool: &PgPool, scope: Scope, filter: &ResearchFilter) -> Result<Vec<LatencyRow>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(SQL)
         .bind(scope.0)
         .bind(filter.from)
@@ -79,15 +64,13 @@ pub async fn run(
         .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(model, generations, total, queue, prefill, decode)| LatencyRow {
-                model,
-                generations,
-                total_ms: Percentiles::from_array(total),
-                queue_ms: Percentiles::from_array(queue),
-                prefill_ms: Percentiles::from_array(prefill),
-                decode_ms: Percentiles::from_array(decode),
-            },
-        )
+        .map(|(model, generations, total, queue, prefill, decode)| LatencyRow {
+            model,
+            generations,
+            total_ms: Percentiles::from_array(total),
+            queue_ms: Percentiles::from_array(queue),
+            prefill_ms: Percentiles::from_array(prefill),
+            decode_ms: Percentiles::from_array(decode),
+        })
         .collect())
 }

@@ -35,10 +35,9 @@ impl Scope {
             return Ok(Scope(requested));
         }
         match requested {
-            Some(id) if id != caller.user_id => Err(ApiError::forbidden(
-                "forbidden",
-                "users can query only their own data",
-            )),
+            Some(id) if id != caller.user_id => {
+                Err(ApiError::forbidden("forbidden", "users can query only their own data"))
+            }
             _ => Ok(Scope(Some(caller.user_id))),
         }
     }

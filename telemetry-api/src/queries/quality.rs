@@ -44,13 +44,7 @@ where gt.kind = 'ground_truth'
       where r.kind = 'completion_requested' and r.user_id = gt.user_id
         and r.completion_id = gt.completion_id and r.language = $5))";
 
-type Row = (
-    Option<String>,
-    Option<i32>,
-    Option<bool>,
-    Option<String>,
-    Option<String>,
-);
+type Row = (Option<String>, Option<i32>, Option<bool>, Option<String>, Option<String>);
 
 #[derive(Default)]
 struct Sums {
@@ -59,11 +53,7 @@ struct Sums {
     similarity: f64,
 }
 
-pub async fn run(
-    pool: &PgPool,
-    scope: Scope,
-    filter: &ResearchFilter,
-) -> Result<Vec<QualityRow>, sqlx::Error> {
+pub async fn run(pool: &PgPool, scope: Scope, filter: &ResearchFilter) -> Result<Vec<QualityRow>, sqlx::Error> {
     let mut groups: BTreeMap<(String, i32, bool), Sums> = BTreeMap::new();
     let mut rows = sqlx::query_as::<_, Row>(SQL)
         .bind(scope.0)

@@ -72,10 +72,7 @@ mod tests {
     fn wilson_matches_known_values() {
         // 8 of 10: the textbook interval is about [0.490, 0.943].
         let (lo, hi) = wilson_interval(8, 10);
-        assert!(
-            (lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3,
-            "{lo} {hi}"
-        );
+        assert!((lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3, "{lo} {hi}");
         let (lo, hi) = wilson_interval(0, 5);
         assert_eq!(lo, 0.0);
         assert!((hi - 0.4345).abs() < 1e-3, "{hi}");

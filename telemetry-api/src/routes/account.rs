@@ -39,8 +39,7 @@ impl TryFrom<&UserRow> for UserView {
         Ok(UserView {
             id: row.id,
             email: row.email.clone(),
-            role: Role::parse(&row.role)
-                .ok_or_else(|| anyhow::anyhow!("unknown role {:?} in database", row.role))?,
+            role: Role::parse(&row.role).ok_or_else(|| anyhow::anyhow!("unknown role {:?} in database", row.role))?,
             totp_enabled: row.totp_enabled,
             created_at: row.created_at,
         })
@@ -89,16 +88,11 @@ pub(crate) fn validate_email(email: &str) -> ApiResult<String> {
     let email = email.trim();
     let valid = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
     if valid {
         Ok(email.to_owned())
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_email",
-            "expected an email address such as ada@example.com",
-        ))
+        Err(ApiError::unprocessable("invalid_email", "expected an email address such as ada@example.com"))
     }
 }
 
@@ -164,23 +158,14 @@ pub async fn login(
     let password_ok = password::verify(stored, req.password).await?;
     let Some(user) = user.filter(|_| password_ok) else {
         throttle::record_failure(&state.pool, throttle_config, &email, &addr).await?;
-        return Err(ApiError::unauthorized(
-            "invalid_credentials",
-            "wrong email address or password",
-        ));
+        return Err(ApiError::unauthorized("invalid_credentials", "wrong email address or password"));
     };
 
     if user.totp_enabled {
         let Some(code) = req.totp_code.as_deref() else {
-            return Err(ApiError::unauthorized(
-                "totp_required",
-                "this account needs a two-factor code (`totp_code`)",
-            ));
+            return Err(ApiError::unauthorized("totp_required", "this account needs a two-factor code (`totp_code`)"));
         };
-        let secret = user
-            .totp_secret
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("two-factor is on without a secret"))?;
+        let secret = user.totp_secret.as_deref().ok_or_else(|| anyhow::anyhow!("two-factor is on without a secret"))?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let step = totp::verify(secret, code, now, user.totp_last_step);
         let accepted = match step {
@@ -189,10 +174,7 @@ pub async fn login(
         };
         if !accepted {
             throttle::record_failure(&state.pool, throttle_config, &email, &addr).await?;
-            return Err(ApiError::unauthorized(
-                "invalid_totp",
-                "wrong or already used two-factor code",
-            ));
+            return Err(ApiError::unauthorized("invalid_totp", "wrong or already used two-factor code"));
         }
     }
 
@@ -201,8 +183,7 @@ pub async fn login(
     let expires_at = OffsetDateTime::now_utc() + state.config.session_ttl;
     let device = req.device.unwrap_or_default();
     let device: String = device.chars().take(200).collect();
-    let session =
-        db::sessions::create(&state.pool, user.id, &new.hash, &device, expires_at).await?;
+    let session = db::sessions::create(&state.pool, user.id, &new.hash, &device, expires_at).await?;
     Ok(Json(LoginResponse {
         token: new.token,
         session_id: session.id,

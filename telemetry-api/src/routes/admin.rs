@@ -24,18 +24,10 @@ use crate::state::AppState;
         (status = 403, description = "Not an admin", body = ErrorBody)
     )
 )]
-pub async fn list_users(
-    State(state): State<AppState>,
-    caller: AuthUser,
-) -> ApiResult<Json<Vec<UserView>>> {
+pub async fn list_users(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Vec<UserView>>> {
     caller.require(Role::Admin)?;
     let users = db::users::list(&state.pool).await?;
-    Ok(Json(
-        users
-            .iter()
-            .map(UserView::try_from)
-            .collect::<Result<_, _>>()?,
-    ))
+    Ok(Json(users.iter().map(UserView::try_from).collect::<Result<_, _>>()?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -67,10 +59,7 @@ pub async fn set_role(
 ) -> ApiResult<Json<UserView>> {
     caller.require(Role::Admin)?;
     if id == caller.user_id {
-        return Err(ApiError::conflict(
-            "own_role",
-            "admins cannot change their own role",
-        ));
+        return Err(ApiError::conflict("own_role", "admins cannot change their own role"));
     }
     let user = db::users::set_role(&state.pool, id, req.role)
         .await?

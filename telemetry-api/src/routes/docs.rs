@@ -24,10 +24,7 @@ const METHODS: [(HttpMethod, &str); 5] = [
     (HttpMethod::Delete, "DELETE"),
 ];
 
-fn operation<'a>(
-    item: &'a utoipa::openapi::PathItem,
-    method: &HttpMethod,
-) -> Option<&'a Operation> {
+fn operation<'a>(item: &'a utoipa::openapi::PathItem, method: &HttpMethod) -> Option<&'a Operation> {
     match method {
         HttpMethod::Get => item.get.as_ref(),
         HttpMethod::Post => item.post.as_ref(),
@@ -65,27 +62,15 @@ pub fn render(api: &utoipa::openapi::OpenApi) -> String {
             let Some(op) = operation(item, method) else {
                 continue;
             };
-            let what = op
-                .summary
-                .as_deref()
-                .or(op.description.as_deref())
-                .unwrap_or("");
-            let auth = if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                "bearer"
-            } else {
-                "none"
-            };
+            let what = op.summary.as_deref().or(op.description.as_deref()).unwrap_or("");
+            let auth = if op.security.as_ref().is_some_and(|s| !s.is_empty()) { "bearer" } else { "none" };
             let params = op
                 .parameters
                 .iter()
                 .flatten()
                 .map(|p| {
                     let required = matches!(p.required, Required::True);
-                    format!(
-                        "<code>{}</code>{}",
-                        escape(&p.name),
-                        if required { "*" } else { "" }
-                    )
+                    format!("<code>{}</code>{}", escape(&p.name), if required { "*" } else { "" })
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
@@ -95,20 +80,13 @@ pub fn render(api: &utoipa::openapi::OpenApi) -> String {
                 .and_then(|b| b.content.values().next())
                 .and_then(|c| c.schema.as_ref())
                 .map(|s| match s {
-                    RefOr::Ref(r) => format!(
-                        " body: <code>{}</code>",
-                        escape(r.ref_location.rsplit('/').next().unwrap_or(""))
-                    ),
+                    RefOr::Ref(r) => {
+                        format!(" body: <code>{}</code>", escape(r.ref_location.rsplit('/').next().unwrap_or("")))
+                    }
                     RefOr::T(_) => " body".to_owned(),
                 })
                 .unwrap_or_default();
-            let responses = op
-                .responses
-                .responses
-                .keys()
-                .map(|code| escape(code))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let responses = op.responses.responses.keys().map(|code| escape(code)).collect::<Vec<_>>().join(" ");
             let _ = write!(
                 out,
                 "<tr><td class=\"m\">{name}</td><td><code>{}</code></td><td>{}</td><td>{auth}</td>\
@@ -121,11 +99,8 @@ pub fn render(api: &utoipa::openapi::OpenApi) -> String {
     out.push_str("</table>");
     if let Some(components) = &api.components {
         out.push_str("<h2>Schemas</h2><p>");
-        let names: Vec<String> = components
-            .schemas
-            .keys()
-            .map(|name| format!("<code>{}</code>", escape(name)))
-            .collect();
+        let names: Vec<String> =
+            components.schemas.keys().map(|name| format!("<code>{}</code>", escape(name))).collect();
         out.push_str(&names.join(" "));
         out.push_str("</p>");
     }
@@ -134,8 +109,5 @@ pub fn render(api: &utoipa::openapi::OpenApi) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

@@ -37,8 +37,7 @@ pub async fn post_events(
     let mut prepared = ingest::prepare(&body, consent, OffsetDateTime::now_utc())?;
     drop(body);
     let rows = prepared.take_rows();
-    let inserted =
-        db::events::insert_batch(&state.pool, caller.user_id, &prepared.client, rows).await?;
+    let inserted = db::events::insert_batch(&state.pool, caller.user_id, &prepared.client, rows).await?;
     let response = prepared.settle(&inserted);
     let metrics = &state.metrics;
     metrics.count_events(EventStatus::Accepted, u64::from(response.accepted));

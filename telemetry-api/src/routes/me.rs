@@ -44,10 +44,7 @@ pub(crate) async fn load_self(state: &AppState, caller: &AuthUser) -> ApiResult<
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Me>> {
     let user = load_self(&state, &caller).await?;
     let consent = db::consent::get(&state.pool, caller.user_id).await?;
-    Ok(Json(Me {
-        user: UserView::try_from(&user)?,
-        consent,
-    }))
+    Ok(Json(Me { user: UserView::try_from(&user)?, consent }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -82,10 +79,7 @@ async fn check_password(user: &UserRow, password: String) -> ApiResult<()> {
     if password::verify(Some(user.password_hash.clone()), password).await? {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "wrong_password",
-            "the password is wrong",
-        ))
+        Err(ApiError::forbidden("wrong_password", "the password is wrong"))
     }
 }
 
@@ -173,16 +167,9 @@ fn session_view(row: SessionRow, caller: &AuthUser) -> SessionView {
     security(("bearer" = [])),
     responses((status = 200, body = Vec<SessionView>), (status = 401, body = ErrorBody))
 )]
-pub async fn list_sessions(
-    State(state): State<AppState>,
-    caller: AuthUser,
-) -> ApiResult<Json<Vec<SessionView>>> {
+pub async fn list_sessions(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Vec<SessionView>>> {
     let rows = db::sessions::list(&state.pool, caller.user_id).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|row| session_view(row, &caller))
-            .collect(),
-    ))
+    Ok(Json(rows.into_iter().map(|row| session_view(row, &caller)).collect()))
 }
 
 /// Revokes one of the caller's sessions (another device, or this one).
@@ -223,10 +210,7 @@ pub struct DataExport {
     security(("bearer" = [])),
     responses((status = 200, body = DataExport), (status = 401, body = ErrorBody))
 )]
-pub async fn export_my_data(
-    State(state): State<AppState>,
-    caller: AuthUser,
-) -> ApiResult<Json<DataExport>> {
+pub async fn export_my_data(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<DataExport>> {
     let user = load_self(&state, &caller).await?;
     let consent = db::consent::get(&state.pool, caller.user_id).await?;
     let sessions = db::sessions::list(&state.pool, caller.user_id).await?;
@@ -234,10 +218,7 @@ pub async fn export_my_data(
     Ok(Json(DataExport {
         user: UserView::try_from(&user)?,
         consent,
-        sessions: sessions
-            .into_iter()
-            .map(|row| session_view(row, &caller))
-            .collect(),
+        sessions: sessions.into_iter().map(|row| session_view(row, &caller)).collect(),
         events,
     }))
 }

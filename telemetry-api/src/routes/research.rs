@@ -129,10 +129,7 @@ pub async fn events(
 ) -> ApiResult<Response> {
     let scope = Scope::for_caller(&caller, params.user_id)?;
     let limit = params.limit().ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("`limit` must be 1 to {}", export::MAX_EXPORT_LIMIT),
-        )
+        ApiError::bad_request("invalid_query", format!("`limit` must be 1 to {}", export::MAX_EXPORT_LIMIT))
     })?;
     let events = export::run(&state.pool, scope, &params, limit).await?;
     Ok(match params.format {
@@ -140,10 +137,7 @@ pub async fn events(
         ExportFormat::Csv => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"events.csv\"",
-                ),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"events.csv\""),
             ],
             export::to_csv(&events),
         )

@@ -27,10 +27,7 @@ pub struct Health {
 )]
 pub async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     sqlx::query("select 1").execute(&state.pool).await?;
-    Ok(Json(Health {
-        status: "ok".to_owned(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-    }))
+    Ok(Json(Health { status: "ok".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() }))
 }
 
 /// Prometheus metrics (text exposition format 0.0.4).
@@ -39,13 +36,7 @@ pub async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
 
 /// The OpenAPI 3.1 document of this service.
@@ -61,9 +52,7 @@ pub async fn openapi_json() -> impl IntoResponse {
 pub fn openapi_text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
-        let mut text = super::openapi()
-            .to_pretty_json()
-            .expect("the OpenAPI document serialises");
+        let mut text = super::openapi().to_pretty_json().expect("the OpenAPI document serialises");
         text.push('\n');
         text
     })

@@ -40,16 +40,10 @@ pub struct TotpCode {
         (status = 409, description = "Two-factor is on already", body = ErrorBody)
     )
 )]
-pub async fn enroll(
-    State(state): State<AppState>,
-    caller: AuthUser,
-) -> ApiResult<Json<TotpEnrollment>> {
+pub async fn enroll(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<TotpEnrollment>> {
     let user = load_self(&state, &caller).await?;
     if user.totp_enabled {
-        return Err(ApiError::conflict(
-            "totp_enabled",
-            "two-factor is on already",
-        ));
+        return Err(ApiError::conflict("totp_enabled", "two-factor is on already"));
     }
     let secret = totp::generate_secret()?;
     db::users::set_totp_secret(&state.pool, user.id, &secret).await?;
@@ -80,16 +74,10 @@ pub async fn confirm(
     let secret = match (&user.totp_secret, user.totp_enabled) {
         (Some(secret), false) => secret,
         (_, true) => {
-            return Err(ApiError::conflict(
-                "totp_enabled",
-                "two-factor is on already",
-            ));
+            return Err(ApiError::conflict("totp_enabled", "two-factor is on already"));
         }
         (None, false) => {
-            return Err(ApiError::conflict(
-                "totp_not_enrolled",
-                "enrol first (POST /v1/me/totp)",
-            ));
+            return Err(ApiError::conflict("totp_not_enrolled", "enrol first (POST /v1/me/totp)"));
         }
     };
     check_code(&state, user.id, secret, &req.code, user.totp_last_step).await?;
@@ -116,10 +104,7 @@ pub async fn disable(
 ) -> ApiResult<StatusCode> {
     let user = load_self(&state, &caller).await?;
     let Some(secret) = user.totp_secret.as_deref().filter(|_| user.totp_enabled) else {
-        return Err(ApiError::conflict(
-            "totp_disabled",
-            "two-factor is off already",
-        ));
+        return Err(ApiError::conflict("totp_disabled", "two-factor is off already"));
     };
     check_code(&state, user.id, secret, &req.code, user.totp_last_step).await?;
     db::users::set_totp_enabled(&state.pool, user.id, false).await?;
@@ -138,12 +123,5 @@ async fn check_code(
         Some(step) => db::users::use_totp_step(&state.pool, user_id, step).await?,
         None => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(
-            "invalid_totp",
-            "wrong or already used two-factor code",
-        ))
-    }
+    if ok { Ok(()) } else { Err(ApiError::unprocessable("invalid_totp", "wrong or already used two-factor code")) }
 }

@@ -23,12 +23,7 @@ use weft_telemetry_wire::{Event, example};
 
 use crate::common::{Actor, PASSWORD, TestApp, create_actor, open_session};
 
-const ROLES: [Option<Role>; 4] = [
-    None,
-    Some(Role::User),
-    Some(Role::Researcher),
-    Some(Role::Admin),
-];
+const ROLES: [Option<Role>; 4] = [None, Some(Role::User), Some(Role::Researcher), Some(Role::Admin)];
 
 /// Where a request goes, resolved per caller.
 #[derive(Clone, Copy)]
@@ -83,14 +78,7 @@ struct Case {
 }
 
 fn case(method: Method, target: Target, body: Body, expect: [u16; 4], sees: Sees) -> Case {
-    Case {
-        method,
-        target,
-        body,
-        expect,
-        sees,
-        changes_other_role: false,
-    }
+    Case { method, target, body, expect, sees, changes_other_role: false }
 }
 
 fn cases() -> Vec<Case> {
@@ -99,62 +87,14 @@ fn cases() -> Vec<Case> {
     use Sees::*;
     use Target::*;
     let mut cases = vec![
-        case(
-            M::GET,
-            Path("/health"),
-            B::None,
-            [200, 200, 200, 200],
-            OwnOnly,
-        ),
-        case(
-            M::GET,
-            Path("/metrics"),
-            B::None,
-            [200, 200, 200, 200],
-            OwnOnly,
-        ),
-        case(
-            M::GET,
-            Path("/openapi.json"),
-            B::None,
-            [200, 200, 200, 200],
-            OwnOnly,
-        ),
-        case(
-            M::GET,
-            Path("/docs"),
-            B::None,
-            [200, 200, 200, 200],
-            OwnOnly,
-        ),
-        case(
-            M::POST,
-            Path("/v1/auth/register"),
-            B::Registration,
-            [201, 201, 201, 201],
-            OwnOnly,
-        ),
-        case(
-            M::POST,
-            Path("/v1/auth/login"),
-            B::LoginAsOther,
-            [200, 200, 200, 200],
-            Other,
-        ),
-        case(
-            M::POST,
-            Path("/v1/auth/logout"),
-            B::None,
-            [401, 204, 204, 204],
-            OwnOnly,
-        ),
-        case(
-            M::GET,
-            Path("/v1/me"),
-            B::None,
-            [401, 200, 200, 200],
-            OwnOnly,
-        ),
+        case(M::GET, Path("/health"), B::None, [200, 200, 200, 200], OwnOnly),
+        case(M::GET, Path("/metrics"), B::None, [200, 200, 200, 200], OwnOnly),
+        case(M::GET, Path("/openapi.json"), B::None, [200, 200, 200, 200], OwnOnly),
+        case(M::GET, Path("/docs"), B::None, [200, 200, 200, 200], OwnOnly),
+        case(M::POST, Path("/v1/auth/register"), B::Registration, [201, 201, 201, 201], OwnOnly),
+        case(M::POST, Path("/v1/auth/login"), B::LoginAsOther, [200, 200, 200, 200], Other),
+        case(M::POST, Path("/v1/auth/logout"), B::None, [401, 204, 204, 204], OwnOnly),
+        case(M::GET, Path("/v1/me"), B::None, [401, 200, 200, 200], OwnOnly),
         case(
             M::PUT,
             Path("/v1/me/consent"),
@@ -165,54 +105,16 @@ fn cases() -> Vec<Case> {
         case(
             M::PUT,
             Path("/v1/me/password"),
-            B::Json(
-                || json!({"current_password": PASSWORD, "new_password": "another long password"}),
-            ),
+            B::Json(|| json!({"current_password": PASSWORD, "new_password": "another long password"})),
             [401, 204, 204, 204],
             OwnOnly,
         ),
-        case(
-            M::GET,
-            Path("/v1/me/sessions"),
-            B::None,
-            [401, 200, 200, 200],
-            OwnOnly,
-        ),
-        case(
-            M::DELETE,
-            OwnSession("/v1/me/sessions/{}"),
-            B::None,
-            [401, 204, 204, 204],
-            OwnOnly,
-        ),
-        case(
-            M::DELETE,
-            OtherSession("/v1/me/sessions/{}"),
-            B::None,
-            [401, 404, 404, 404],
-            OwnOnly,
-        ),
-        case(
-            M::GET,
-            Path("/v1/me/export"),
-            B::None,
-            [401, 200, 200, 200],
-            OwnOnly,
-        ),
-        case(
-            M::DELETE,
-            Path("/v1/me"),
-            B::Json(|| json!({"password": PASSWORD})),
-            [401, 204, 204, 204],
-            OwnOnly,
-        ),
-        case(
-            M::POST,
-            Path("/v1/me/totp"),
-            B::None,
-            [401, 200, 200, 200],
-            OwnOnly,
-        ),
+        case(M::GET, Path("/v1/me/sessions"), B::None, [401, 200, 200, 200], OwnOnly),
+        case(M::DELETE, OwnSession("/v1/me/sessions/{}"), B::None, [401, 204, 204, 204], OwnOnly),
+        case(M::DELETE, OtherSession("/v1/me/sessions/{}"), B::None, [401, 404, 404, 404], OwnOnly),
+        case(M::GET, Path("/v1/me/export"), B::None, [401, 200, 200, 200], OwnOnly),
+        case(M::DELETE, Path("/v1/me"), B::Json(|| json!({"password": PASSWORD})), [401, 204, 204, 204], OwnOnly),
+        case(M::POST, Path("/v1/me/totp"), B::None, [401, 200, 200, 200], OwnOnly),
         case(
             M::POST,
             Path("/v1/me/totp/confirm"),
@@ -220,20 +122,8 @@ fn cases() -> Vec<Case> {
             [401, 409, 409, 409],
             OwnOnly,
         ),
-        case(
-            M::DELETE,
-            Path("/v1/me/totp"),
-            B::Json(|| json!({"code": "000000"})),
-            [401, 409, 409, 409],
-            OwnOnly,
-        ),
-        case(
-            M::GET,
-            Path("/v1/admin/users"),
-            B::None,
-            [401, 403, 403, 200],
-            AllIfAdmin,
-        ),
+        case(M::DELETE, Path("/v1/me/totp"), B::Json(|| json!({"code": "000000"})), [401, 409, 409, 409], OwnOnly),
+        case(M::GET, Path("/v1/admin/users"), B::None, [401, 403, 403, 200], AllIfAdmin),
         case(
             M::PUT,
             OwnUser("/v1/admin/users/{}/role"),
@@ -251,29 +141,10 @@ fn cases() -> Vec<Case> {
                 AllIfAdmin,
             )
         },
-        case(
-            M::POST,
-            Path("/v1/events"),
-            B::OwnBatch,
-            [401, 200, 200, 200],
-            OwnOnly,
-        ),
-        case(
-            M::POST,
-            Path("/v1/events"),
-            B::BatchWithOthersEventId,
-            [401, 200, 200, 200],
-            OwnOnly,
-        ),
+        case(M::POST, Path("/v1/events"), B::OwnBatch, [401, 200, 200, 200], OwnOnly),
+        case(M::POST, Path("/v1/events"), B::BatchWithOthersEventId, [401, 200, 200, 200], OwnOnly),
     ];
-    for query in [
-        "acceptance",
-        "funnel",
-        "latency",
-        "quality",
-        "events",
-        "events?format=csv",
-    ] {
+    for query in ["acceptance", "funnel", "latency", "quality", "events", "events?format=csv"] {
         let path = |p: &str| -> &'static str { Box::leak(p.to_owned().into_boxed_str()) };
         let sep = if query.contains('?') { '&' } else { '?' };
         cases.push(case(
@@ -319,11 +190,7 @@ async fn world(app: &TestApp) -> World {
     for (i, role) in ROLES.iter().enumerate() {
         if let Some(role) = role {
             let actor = create_actor(pool, *role).await;
-            app.ingest(
-                &actor,
-                &example::accepted_completion("own-model", "rust", now),
-            )
-            .await;
+            app.ingest(&actor, &example::accepted_completion("own-model", "rust", now)).await;
             spare_sessions[i] = Some(open_session(pool, actor.id).await.1);
             actors[i] = Some(actor);
         }
@@ -333,13 +200,7 @@ async fn world(app: &TestApp) -> World {
     other_events.extend(example::agent_run(now));
     app.ingest(&other, &other_events).await;
     let other_spare_session = open_session(pool, other.id).await.1;
-    World {
-        actors,
-        spare_sessions,
-        other,
-        other_spare_session,
-        other_events,
-    }
+    World { actors, spare_sessions, other, other_spare_session, other_events }
 }
 
 impl World {
@@ -347,12 +208,7 @@ impl World {
         let own_user = self.actors[i].as_ref().map_or(Uuid::new_v4(), |a| a.id);
         match target {
             Target::Path(p) => p.to_owned(),
-            Target::OwnSession(p) => p.replace(
-                "{}",
-                &self.spare_sessions[i]
-                    .unwrap_or_else(Uuid::new_v4)
-                    .to_string(),
-            ),
+            Target::OwnSession(p) => p.replace("{}", &self.spare_sessions[i].unwrap_or_else(Uuid::new_v4).to_string()),
             Target::OtherSession(p) => p.replace("{}", &self.other_spare_session.to_string()),
             Target::OwnUser(p) => p.replace("{}", &own_user.to_string()),
             Target::OtherUser(p) => p.replace("{}", &self.other.id.to_string()),
@@ -397,26 +253,17 @@ impl World {
 /// `other` still logged in, with the same role and all their events.
 async fn assert_other_untouched(app: &TestApp, world: &World, role_may_change: bool, label: &str) {
     let me = app.get("/v1/me").token(&world.other.token).send().await;
-    assert_eq!(
-        me.status,
-        StatusCode::OK,
-        "{label}: other's session was revoked"
-    );
+    assert_eq!(me.status, StatusCode::OK, "{label}: other's session was revoked");
     if !role_may_change {
         assert_eq!(me.json()["role"], "user", "{label}: other's role changed");
     }
-    let owned: i64 =
-        sqlx::query_scalar("select count(*) from events where user_id = $1 and event_id = any($2)")
-            .bind(world.other.id)
-            .bind(world.other_events.iter().map(|e| e.id).collect::<Vec<_>>())
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        owned as usize,
-        world.other_events.len(),
-        "{label}: other's events changed"
-    );
+    let owned: i64 = sqlx::query_scalar("select count(*) from events where user_id = $1 and event_id = any($2)")
+        .bind(world.other.id)
+        .bind(world.other_events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(owned as usize, world.other_events.len(), "{label}: other's events changed");
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -443,12 +290,7 @@ async fn every_endpoint_by_every_role_on_own_and_others_data(pool: PgPool) {
                 req = req.json(body);
             }
             let resp = req.send().await;
-            assert_eq!(
-                resp.status.as_u16(),
-                case.expect[i],
-                "{label}: {}",
-                resp.text()
-            );
+            assert_eq!(resp.status.as_u16(), case.expect[i], "{label}: {}", resp.text());
 
             let privileged = match case.sees {
                 Sees::OwnOnly => false,
@@ -459,21 +301,12 @@ async fn every_endpoint_by_every_role_on_own_and_others_data(pool: PgPool) {
             let text = resp.text();
             if !privileged {
                 for marker in &markers {
-                    assert!(
-                        !text.contains(marker.as_str()),
-                        "{label}: leaked {marker}: {text}"
-                    );
+                    assert!(!text.contains(marker.as_str()), "{label}: leaked {marker}: {text}");
                 }
-            } else if resp.status.is_success()
-                && case.sees == Sees::AllIfResearcher
-                && !path.contains("funnel")
-            {
+            } else if resp.status.is_success() && case.sees == Sees::AllIfResearcher && !path.contains("funnel") {
                 // The check above is not vacuous: privileged callers do see
                 // other's data through the same endpoint.
-                assert!(
-                    text.contains("other-model"),
-                    "{label}: researcher sees all: {text}"
-                );
+                assert!(text.contains("other-model"), "{label}: researcher sees all: {text}");
             }
             assert_other_untouched(&app, &world, case.changes_other_role, &label).await;
         }
@@ -481,8 +314,7 @@ async fn every_endpoint_by_every_role_on_own_and_others_data(pool: PgPool) {
     }
 
     // The matrix covers every route of the OpenAPI document.
-    let spec: Value =
-        serde_json::from_str(weft_telemetry_api::routes::system::openapi_text()).unwrap();
+    let spec: Value = serde_json::from_str(weft_telemetry_api::routes::system::openapi_text()).unwrap();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             let key = format!("{} {path}", method.to_uppercase());

@@ -31,21 +31,11 @@ impl TestApp {
 
     pub fn with_config(pool: PgPool, config: ServiceConfig) -> TestApp {
         let state = AppState::new(pool.clone(), config);
-        TestApp {
-            pool,
-            router: app(state),
-        }
+        TestApp { pool, router: app(state) }
     }
 
     pub fn request(&self, method: Method, path: impl Into<String>) -> Req<'_> {
-        Req {
-            app: self,
-            method,
-            path: path.into(),
-            token: None,
-            body: None,
-            addr: None,
-        }
+        Req { app: self, method, path: path.into(), token: None, body: None, addr: None }
     }
 
     pub fn get(&self, path: impl Into<String>) -> Req<'_> {
@@ -120,30 +110,18 @@ pub struct Actor {
 /// session for it.
 pub async fn create_actor(pool: &PgPool, role: Role) -> Actor {
     static HASH: OnceCell<String> = OnceCell::const_new();
-    let hash = HASH
-        .get_or_init(|| async { password::hash(PASSWORD.to_owned()).await.unwrap() })
-        .await;
+    let hash = HASH.get_or_init(|| async { password::hash(PASSWORD.to_owned()).await.unwrap() }).await;
     let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
-    let user = db::users::create(pool, &email, hash, role)
-        .await
-        .unwrap()
-        .unwrap();
+    let user = db::users::create(pool, &email, hash, role).await.unwrap().unwrap();
     let session = open_session(pool, user.id).await;
-    Actor {
-        id: user.id,
-        email,
-        token: session.0,
-        session_id: session.1,
-    }
+    Actor { id: user.id, email, token: session.0, session_id: session.1 }
 }
 
 /// A further session (device) of a user: (token, session id).
 pub async fn open_session(pool: &PgPool, user_id: Uuid) -> (String, Uuid) {
     let new = token::generate().unwrap();
     let expires = OffsetDateTime::now_utc() + time::Duration::days(1);
-    let session = db::sessions::create(pool, user_id, &new.hash, "fixture", expires)
-        .await
-        .unwrap();
+    let session = db::sessions::create(pool, user_id, &new.hash, "fixture", expires).await.unwrap();
     (new.token, session.id)
 }
 
@@ -202,14 +180,8 @@ impl Req<'_> {
         let response = self.app.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let resp = Resp {
-            status,
-            headers,
-            body,
-        };
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let resp = Resp { status, headers, body };
         resp.assert_error_shape();
         resp
     }
@@ -223,8 +195,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.text()))
     }
 
     pub fn text(&self) -> String {

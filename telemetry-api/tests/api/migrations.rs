@@ -11,18 +11,12 @@ use weft_telemetry_api::db::MIGRATOR;
 #[test]
 fn migrations_are_numbered_and_append_only() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
     for (i, name) in files.iter().enumerate() {
         let (number, rest) = name.split_once('_').unwrap_or_else(|| panic!("{name}"));
-        assert_eq!(
-            number,
-            format!("{:04}", i + 1),
-            "migrations are numbered 0001, 0002, ..."
-        );
+        assert_eq!(number, format!("{:04}", i + 1), "migrations are numbered 0001, 0002, ...");
         assert!(
             rest.ends_with(".sql")
                 && rest
@@ -33,17 +27,8 @@ fn migrations_are_numbered_and_append_only() {
         );
     }
 
-    let current: Vec<String> = MIGRATOR
-        .iter()
-        .map(|m| {
-            format!(
-                "{:04} {} {}",
-                m.version,
-                m.description,
-                hex::encode(&m.checksum)
-            )
-        })
-        .collect();
+    let current: Vec<String> =
+        MIGRATOR.iter().map(|m| format!("{:04} {} {}", m.version, m.description, hex::encode(&m.checksum))).collect();
     assert_eq!(current.len(), files.len());
     let lock_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/migration_checksums.txt");
     let lock = std::fs::read_to_string(&lock_path).unwrap_or_default();
@@ -66,10 +51,7 @@ fn migrations_are_numbered_and_append_only() {
             }
             std::fs::write(&lock_path, text).unwrap();
         } else {
-            panic!(
-                "new migrations are not pinned in {}; rerun with UPDATE_MIGRATION_CHECKSUMS=1",
-                lock_path.display()
-            );
+            panic!("new migrations are not pinned in {}; rerun with UPDATE_MIGRATION_CHECKSUMS=1", lock_path.display());
         }
     }
 }
@@ -104,21 +86,18 @@ async fn migrations_replay_on_an_empty_database(pool: PgPool) {
 
     // A second run is a no-op, and every migration is recorded as applied.
     MIGRATOR.run(&pool).await.unwrap();
-    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("select count(*) from _sqlx_migrations where success").fetch_one(&pool).await.unwrap();
     assert_eq!(applied as usize, MIGRATOR.iter().count());
 }
 
 #[sqlx::test(migrations = "./migrations")]
 async fn the_event_log_refuses_updates(pool: PgPool) {
-    let user: uuid::Uuid = sqlx::query_scalar(
-        "insert into users (email, password_hash) values ('a@example.com', 'x') returning id",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let user: uuid::Uuid =
+        sqlx::query_scalar("insert into users (email, password_hash) values ('a@example.com', 'x') returning id")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     sqlx::query(
         "insert into events (event_id, user_id, kind, occurred_at, payload) \
          values (gen_random_uuid(), $1, 'shown', now(), '{}')",
@@ -127,19 +106,10 @@ async fn the_event_log_refuses_updates(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let err = sqlx::query("update events set kind = 'accepted'")
-        .execute(&pool)
-        .await
-        .unwrap_err();
+    let err = sqlx::query("update events set kind = 'accepted'").execute(&pool).await.unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
     // Deleting the account still removes its events.
-    sqlx::query("delete from users")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let left: i64 = sqlx::query_scalar("select count(*) from events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    sqlx::query("delete from users").execute(&pool).await.unwrap();
+    let left: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(&pool).await.unwrap();
     assert_eq!(left, 0);
 }

@@ -35,24 +35,13 @@ async fn served_document_and_docs_page_cover_every_route(pool: PgPool) {
 
     let spec = served.json();
     let page = app.get("/docs").send().await;
-    assert!(
-        page.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = page.text();
-    assert!(
-        !html.contains("<script"),
-        "the page works offline, without scripts"
-    );
+    assert!(!html.contains("<script"), "the page works offline, without scripts");
     let paths = spec["paths"].as_object().unwrap();
     assert!(paths.len() >= 20, "{}", paths.len());
     for (path, item) in paths {
-        assert!(
-            html.contains(&format!("<code>{path}</code>")),
-            "{path} missing from /docs"
-        );
+        assert!(html.contains(&format!("<code>{path}</code>")), "{path} missing from /docs");
         // Every documented route is served: only a route that does not
         // exist answers `no such route`.
         for method in item.as_object().unwrap().keys() {

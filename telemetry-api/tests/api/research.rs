@@ -7,9 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use weft_telemetry_api::auth::Role;
 use weft_telemetry_api::queries::stats::wilson_interval;
-use weft_telemetry_wire::{
-    CompletionOutcome, Event, EventBody, GroundTruth, Latency, PartialAcceptance, example,
-};
+use weft_telemetry_wire::{CompletionOutcome, Event, EventBody, GroundTruth, Latency, PartialAcceptance, example};
 
 use crate::common::{Actor, TestApp, create_actor};
 
@@ -33,16 +31,9 @@ struct Completion {
 fn events(c: &Completion) -> Vec<Event> {
     let id = Uuid::new_v4();
     let model = c.model.to_owned();
-    let outcome = || CompletionOutcome {
-        completion_id: id,
-        model: model.clone(),
-    };
+    let outcome = || CompletionOutcome { completion_id: id, model: model.clone() };
     let mut generation = example::generation(id, c.model, c.text);
-    generation.latency = Latency {
-        queue_ms: 0.0,
-        prefill_ms: 0.0,
-        decode_ms: c.decode_ms,
-    };
+    generation.latency = Latency { queue_ms: 0.0, prefill_ms: 0.0, decode_ms: c.decode_ms };
     let mut bodies = vec![
         EventBody::CompletionRequested(example::completion_request(id, c.language)),
         EventBody::CompletionGenerated(generation),
@@ -79,14 +70,7 @@ fn events(c: &Completion) -> Vec<Event> {
 }
 
 fn simple(model: &'static str, language: &'static str, outcome: Outcome) -> Completion {
-    Completion {
-        model,
-        language,
-        text: "x",
-        decode_ms: 10.0,
-        outcome,
-        truths: vec![],
-    }
+    Completion { model, language, text: "x", decode_ms: 10.0, outcome, truths: vec![] }
 }
 
 /// Ada's data (4 × m1/rust shown, 3 accepted; 2 × m2/python shown, none
@@ -102,10 +86,7 @@ async fn dataset(app: &TestApp) -> (Actor, Actor) {
             text: "let x = compute(a, b);",
             decode_ms: 100.0,
             outcome: Outcome::Accepted,
-            truths: vec![
-                (30, true, "let x = compute(a, b);"),
-                (600, true, "let y = other();"),
-            ],
+            truths: vec![(30, true, "let x = compute(a, b);"), (600, true, "let y = other();")],
         },
         Completion {
             model: "m1",
@@ -137,9 +118,7 @@ async fn dataset(app: &TestApp) -> (Actor, Actor) {
     ];
     let batch: Vec<Event> = ada_completions.iter().flat_map(events).collect();
     app.ingest(&ada, &batch).await;
-    let batch: Vec<Event> = (0..5)
-        .flat_map(|_| events(&simple("m1", "rust", Outcome::Accepted)))
-        .collect();
+    let batch: Vec<Event> = (0..5).flat_map(|_| events(&simple("m1", "rust", Outcome::Accepted))).collect();
     app.ingest(&bob, &batch).await;
     (ada, bob)
 }
@@ -166,57 +145,26 @@ async fn acceptance_rates_with_wilson_intervals(pool: PgPool) {
     assert_eq!(rows.len(), 2, "{rows:?}");
     let m1 = &rows[0];
     assert_eq!(
-        (
-            &m1["model"],
-            &m1["language"],
-            &m1["editor"],
-            m1["day"].as_str()
-        ),
-        (
-            &Value::from("m1"),
-            &Value::from("rust"),
-            &Value::from("vscode"),
-            Some(today.as_str())
-        )
+        (&m1["model"], &m1["language"], &m1["editor"], m1["day"].as_str()),
+        (&Value::from("m1"), &Value::from("rust"), &Value::from("vscode"), Some(today.as_str()))
     );
-    assert_eq!(
-        (&m1["shown"], &m1["accepted"]),
-        (&Value::from(4), &Value::from(3))
-    );
+    assert_eq!((&m1["shown"], &m1["accepted"]), (&Value::from(4), &Value::from(3)));
     let (lo, hi) = wilson_interval(3, 4);
     assert!(close(&m1["rate"], 0.75) && close(&m1["ci_low"], lo) && close(&m1["ci_high"], hi));
-    assert_eq!(
-        (&rows[1]["model"], &rows[1]["accepted"]),
-        (&Value::from("m2"), &Value::from(0))
-    );
+    assert_eq!((&rows[1]["model"], &rows[1]["accepted"]), (&Value::from("m2"), &Value::from(0)));
 
     let all = get(&app, &researcher, "/v1/research/acceptance?model=m1").await;
     assert_eq!(all.as_array().unwrap().len(), 1);
-    assert_eq!(
-        (&all[0]["shown"], &all[0]["accepted"]),
-        (&Value::from(9), &Value::from(8))
-    );
+    assert_eq!((&all[0]["shown"], &all[0]["accepted"]), (&Value::from(9), &Value::from(8)));
 
     let python = get(&app, &researcher, "/v1/research/acceptance?language=python").await;
     assert_eq!(python.as_array().unwrap().len(), 1);
     assert_eq!(python[0]["model"], "m2");
 
-    let future = get(
-        &app,
-        &researcher,
-        "/v1/research/acceptance?from=2999-01-01T00:00:00Z",
-    )
-    .await;
+    let future = get(&app, &researcher, "/v1/research/acceptance?from=2999-01-01T00:00:00Z").await;
     assert_eq!(future, Value::Array(vec![]));
-    let resp = app
-        .get("/v1/research/acceptance?from=yesterday")
-        .token(&researcher.token)
-        .send()
-        .await;
-    assert_eq!(
-        (resp.status.as_u16(), resp.error_code().as_str()),
-        (400, "invalid_query")
-    );
+    let resp = app.get("/v1/research/acceptance?from=yesterday").token(&researcher.token).send().await;
+    assert_eq!((resp.status.as_u16(), resp.error_code().as_str()), (400, "invalid_query"));
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -233,20 +181,13 @@ async fn funnel_counts_unchanged_completions(pool: PgPool) {
         .unwrap()
         .iter()
         .map(|s| {
-            (
-                s["after_secs"].as_u64().unwrap(),
-                s["snapshots"].as_u64().unwrap(),
-                s["unchanged"].as_u64().unwrap(),
-            )
+            (s["after_secs"].as_u64().unwrap(), s["snapshots"].as_u64().unwrap(), s["unchanged"].as_u64().unwrap())
         })
         .collect();
     assert_eq!(stages, [(30, 3, 3), (120, 0, 0), (300, 0, 0), (600, 1, 0)]);
 
     let m2 = get(&app, &ada, "/v1/research/funnel?model=m2").await;
-    assert_eq!(
-        (&m2["requested"], &m2["shown"], &m2["accepted"]),
-        (&Value::from(3), &Value::from(2), &Value::from(0))
-    );
+    assert_eq!((&m2["requested"], &m2["shown"], &m2["accepted"]), (&Value::from(3), &Value::from(2), &Value::from(0)));
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -271,30 +212,16 @@ async fn quality_against_ground_truth(pool: PgPool) {
     let rows = get(&app, &ada, "/v1/research/quality").await;
     let rows = rows.as_array().unwrap();
     let key = |r: &Value| {
-        (
-            r["model"].as_str().unwrap().to_owned(),
-            r["after_secs"].as_i64().unwrap(),
-            r["accepted"].as_bool().unwrap(),
-        )
+        (r["model"].as_str().unwrap().to_owned(), r["after_secs"].as_i64().unwrap(), r["accepted"].as_bool().unwrap())
     };
     let keys: Vec<_> = rows.iter().map(key).collect();
-    assert_eq!(
-        keys,
-        [
-            ("m1".to_owned(), 30, false),
-            ("m1".to_owned(), 30, true),
-            ("m1".to_owned(), 600, true)
-        ]
-    );
+    assert_eq!(keys, [("m1".to_owned(), 30, false), ("m1".to_owned(), 30, true), ("m1".to_owned(), 600, true)]);
     let accepted_30 = &rows[1];
     assert_eq!(accepted_30["snapshots"], 3);
     assert!(close(&accepted_30["exact_match"], 1.0 / 3.0));
     // 1.0, 1 - 4/17 and 1 - 12/16.
     let expected = (1.0 + (1.0 - 4.0 / 17.0) + (1.0 - 12.0 / 16.0)) / 3.0;
-    assert!(
-        close(&accepted_30["edit_similarity"], expected),
-        "{accepted_30}"
-    );
+    assert!(close(&accepted_30["edit_similarity"], expected), "{accepted_30}");
     assert!(close(&rows[0]["exact_match"], 0.0));
 }
 
@@ -304,57 +231,25 @@ async fn event_export_as_json_and_csv(pool: PgPool) {
     let (ada, bob) = dataset(&app).await;
     let researcher = create_actor(&pool, Role::Researcher).await;
 
-    let accepted = get(
-        &app,
-        &researcher,
-        "/v1/research/events?kind=accepted&model=m1",
-    )
-    .await;
+    let accepted = get(&app, &researcher, "/v1/research/events?kind=accepted&model=m1").await;
     assert_eq!(accepted.as_array().unwrap().len(), 2 + 5);
-    let bobs = get(
-        &app,
-        &researcher,
-        &format!("/v1/research/events?user_id={}", bob.id),
-    )
-    .await;
-    assert!(
-        bobs.as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["user_id"] == bob.id.to_string())
-    );
+    let bobs = get(&app, &researcher, &format!("/v1/research/events?user_id={}", bob.id)).await;
+    assert!(bobs.as_array().unwrap().iter().all(|e| e["user_id"] == bob.id.to_string()));
     assert_eq!(bobs.as_array().unwrap().len(), 5 * 4);
-    let python = get(
-        &app,
-        &researcher,
-        "/v1/research/events?language=python&kind=shown",
-    )
-    .await;
+    let python = get(&app, &researcher, "/v1/research/events?language=python&kind=shown").await;
     assert_eq!(python.as_array().unwrap().len(), 2);
     let limited = get(&app, &researcher, "/v1/research/events?limit=3").await;
     assert_eq!(limited.as_array().unwrap().len(), 3);
-    let resp = app
-        .get("/v1/research/events?limit=0")
-        .token(&researcher.token)
-        .send()
-        .await;
+    let resp = app.get("/v1/research/events?limit=0").token(&researcher.token).send().await;
     assert_eq!(resp.status, StatusCode::BAD_REQUEST);
 
-    let resp = app
-        .get("/v1/research/events?kind=shown&format=csv")
-        .token(&ada.token)
-        .send()
-        .await;
+    let resp = app.get("/v1/research/events?kind=shown&format=csv").token(&ada.token).send().await;
     assert_eq!(resp.status, StatusCode::OK);
     assert_eq!(resp.headers["content-type"], "text/csv; charset=utf-8");
     let csv = resp.text();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("id,user_id,kind,occurred_at"));
     assert_eq!(lines.len(), 1 + 6);
-    assert!(
-        lines[1..]
-            .iter()
-            .all(|l| l.contains(&ada.id.to_string()) && l.contains(",shown,"))
-    );
+    assert!(lines[1..].iter().all(|l| l.contains(&ada.id.to_string()) && l.contains(",shown,")));
     assert!(lines[1].contains(r#""{""completion_id"":"#), "{}", lines[1]);
 }

@@ -202,10 +202,7 @@ impl GroundTruth {
     pub(crate) fn validate(&self) -> Result<(), String> {
         non_empty("model", &self.model)?;
         if !SNAPSHOT_DELAYS_SECS.contains(&self.after_secs) {
-            return Err(format!(
-                "`after_secs` must be one of {SNAPSHOT_DELAYS_SECS:?}, got {}",
-                self.after_secs
-            ));
+            return Err(format!("`after_secs` must be one of {SNAPSHOT_DELAYS_SECS:?}, got {}", self.after_secs));
         }
         Ok(())
     }

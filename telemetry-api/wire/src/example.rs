@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    AgentRun, AgentStep, Behaviour, CompletionOutcome, CompletionRequested, ContextSource, Event,
-    EventBody, FinishReason, Generation, GroundTruth, Latency, TriggerKind,
+    AgentRun, AgentStep, Behaviour, CompletionOutcome, CompletionRequested, ContextSource, Event, EventBody,
+    FinishReason, Generation, GroundTruth, Latency, TriggerKind,
 };
 
 /// The events of one completion that `model` proposed in a `language`
@@ -15,10 +15,7 @@ use crate::{
 pub fn accepted_completion(model: &str, language: &str, at: OffsetDateTime) -> Vec<Event> {
     let completion_id = Uuid::new_v4();
     let text = "let total: u32 = items.iter().map(|i| i.price).sum();";
-    let outcome = || CompletionOutcome {
-        completion_id,
-        model: model.to_owned(),
-    };
+    let outcome = || CompletionOutcome { completion_id, model: model.to_owned() };
     let mut bodies = vec![
         EventBody::CompletionRequested(completion_request(completion_id, language)),
         EventBody::CompletionGenerated(generation(completion_id, model, text)),
@@ -50,14 +47,8 @@ pub fn completion_request(completion_id: Uuid, language: &str) -> CompletionRequ
         prefix_length: 1800,
         suffix_length: 600,
         context_sources: vec![
-            ContextSource {
-                source: "current_file".to_owned(),
-                tokens: 610,
-            },
-            ContextSource {
-                source: "open_tabs".to_owned(),
-                tokens: 240,
-            },
+            ContextSource { source: "current_file".to_owned(), tokens: 610 },
+            ContextSource { source: "open_tabs".to_owned(), tokens: 240 },
         ],
         behaviour: Some(Behaviour {
             typing_speed_cps: Some(6.5),
@@ -79,11 +70,7 @@ pub fn generation(completion_id: Uuid, model: &str, text: &str) -> Generation {
         prompt_tokens: 850,
         completion_tokens: 17,
         reused_tokens: 790,
-        latency: Latency {
-            queue_ms: 2.0,
-            prefill_ms: 38.0,
-            decode_ms: 95.0,
-        },
+        latency: Latency { queue_ms: 2.0, prefill_ms: 38.0, decode_ms: 95.0 },
         confidence: Some(0.82),
         logprobs: vec![-0.05, -0.3, -0.01, -0.2],
     }

@@ -47,8 +47,8 @@ use uuid::Uuid;
 
 pub use agent::{AgentRun, AgentStep};
 pub use completion::{
-    Behaviour, CompletionOutcome, CompletionRequested, ContextSource, FinishReason, Generation,
-    GroundTruth, Latency, PartialAcceptance, SNAPSHOT_DELAYS_SECS, TriggerKind,
+    Behaviour, CompletionOutcome, CompletionRequested, ContextSource, FinishReason, Generation, GroundTruth, Latency,
+    PartialAcceptance, SNAPSHOT_DELAYS_SECS, TriggerKind,
 };
 pub use response::{ErrorBody, EventResult, EventStatus, IngestResponse};
 
@@ -120,12 +120,7 @@ pub struct Event {
 impl Event {
     /// A new event with a random id, happening now.
     pub fn now(body: EventBody) -> Event {
-        Event {
-            id: Uuid::new_v4(),
-            occurred_at: OffsetDateTime::now_utc(),
-            session_id: None,
-            body,
-        }
+        Event { id: Uuid::new_v4(), occurred_at: OffsetDateTime::now_utc(), session_id: None, body }
     }
 
     /// Checks the invariants serde cannot express (ranges, known snapshot
@@ -295,28 +290,18 @@ impl EventBody {
 }
 
 pub(crate) fn non_empty(field: &str, value: &str) -> Result<(), String> {
-    if value.trim().is_empty() {
-        Err(format!("`{field}` must not be empty"))
-    } else {
-        Ok(())
-    }
+    if value.trim().is_empty() { Err(format!("`{field}` must not be empty")) } else { Ok(()) }
 }
 
 pub(crate) fn in_unit_range(field: &str, value: f64) -> Result<(), String> {
-    if (0.0..=1.0).contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("`{field}` must be between 0 and 1, got {value}"))
-    }
+    if (0.0..=1.0).contains(&value) { Ok(()) } else { Err(format!("`{field}` must be between 0 and 1, got {value}")) }
 }
 
 pub(crate) fn non_negative(field: &str, value: f64) -> Result<(), String> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(format!(
-            "`{field}` must be a finite number >= 0, got {value}"
-        ))
+        Err(format!("`{field}` must be a finite number >= 0, got {value}"))
     }
 }
 

@@ -23,10 +23,7 @@ fn every_example_round_trips_and_validates() {
         let json = serde_json::to_string(&event).unwrap();
         let back: Event = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event, "{json}");
-        assert_eq!(
-            EventKind::parse(event.body.kind().as_str()),
-            Some(event.body.kind())
-        );
+        assert_eq!(EventKind::parse(event.body.kind().as_str()), Some(event.body.kind()));
     }
 }
 
@@ -52,11 +49,8 @@ fn shown_event_json() {
 
 #[test]
 fn generation_event_json() {
-    let event = fixed(EventBody::CompletionGenerated(example::generation(
-        Uuid::from_u128(3),
-        "qwen2.5-coder-1.5b",
-        "x + 1",
-    )));
+    let event =
+        fixed(EventBody::CompletionGenerated(example::generation(Uuid::from_u128(3), "qwen2.5-coder-1.5b", "x + 1")));
     expect![[r#"
         {
           "id": "00000000-0000-0000-0000-000000000001",
@@ -91,15 +85,11 @@ fn generation_event_json() {
 #[test]
 fn unknown_kind_and_missing_fields_are_errors() {
     let unknown = r#"{"id":"00000000-0000-0000-0000-000000000001","occurred_at":"2025-03-01T12:00:00Z","kind":"teleported","data":{}}"#;
-    let err = serde_json::from_str::<Event>(unknown)
-        .unwrap_err()
-        .to_string();
+    let err = serde_json::from_str::<Event>(unknown).unwrap_err().to_string();
     assert!(err.contains("teleported"), "{err}");
 
     let missing = r#"{"id":"00000000-0000-0000-0000-000000000001","occurred_at":"2025-03-01T12:00:00Z","kind":"shown","data":{"model":"m"}}"#;
-    let err = serde_json::from_str::<Event>(missing)
-        .unwrap_err()
-        .to_string();
+    let err = serde_json::from_str::<Event>(missing).unwrap_err().to_string();
     assert!(err.contains("completion_id"), "{err}");
 }
 
@@ -130,13 +120,7 @@ fn validation_rejects_out_of_range_values() {
             }),
             "confidence",
         ),
-        (
-            EventBody::Shown(CompletionOutcome {
-                completion_id: Uuid::nil(),
-                model: " ".into(),
-            }),
-            "model",
-        ),
+        (EventBody::Shown(CompletionOutcome { completion_id: Uuid::nil(), model: " ".into() }), "model"),
     ];
     for (body, field) in cases {
         let err = fixed(body).validate().unwrap_err();

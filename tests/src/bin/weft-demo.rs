@@ -13,7 +13,10 @@ fn main() {
     let text = std::fs::read_to_string(&file).expect("demo file");
     // Complete the body of a new function after the existing ones.
     let cut = text.find("\n\nif __name__").expect("demo file shape");
-    let prefix = format!("{}\n\n\ndef farewell(name: str) -> str:\n    \"\"\"Return a goodbye for name.\"\"\"\n    return ", &text[..cut]);
+    let prefix = format!(
+        "{}\n\n\ndef farewell(name: str) -> str:\n    \"\"\"Return a goodbye for name.\"\"\"\n    return ",
+        &text[..cut]
+    );
     let document = format!("{prefix}{}", &text[cut..]);
     let line = prefix.lines().count() - 1;
     let character = prefix.lines().last().unwrap().encode_utf16().count();

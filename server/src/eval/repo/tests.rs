@@ -49,10 +49,8 @@ fn the_sample_is_fixed_by_the_seed_and_nested() {
 #[test]
 fn imports_are_parsed_across_lines_and_with_aliases() {
     let text = "from .a import (\n    x,\n    y as z,  # why\n)\nimport pkg.mod as m, os\nfrom b import \\\n    w\n";
-    let found: Vec<String> = imports(text)
-        .into_iter()
-        .map(|i| format!("{} <- {} {:?}", i.name, i.module, i.thing))
-        .collect();
+    let found: Vec<String> =
+        imports(text).into_iter().map(|i| format!("{} <- {} {:?}", i.name, i.module, i.thing)).collect();
     expect![[r#"
         x <- .a Some("x")
         z <- .a Some("y")
