@@ -33,7 +33,7 @@ assets:
 deps:
 	@missing=(); \
 	command -v cmake >/dev/null || missing+=(cmake); \
-	ls /usr/lib/llvm-14/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang1-14); \
+	ls /usr/lib/llvm-14/lib/libclang.so.1 >/dev/null 2>&1 || missing+=(libclang1-14); \
 	ls /usr/lib/llvm-14/lib/clang/*/include/stdbool.h >/dev/null 2>&1 || missing+=(libclang-common-14-dev); \
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  echo "installing $${missing[*]}" >&2; \
