@@ -9,6 +9,7 @@ pub mod document;
 pub mod position;
 pub mod provider;
 pub mod server;
+pub mod status;
 
 pub use provider::{CompletionInput, CompletionOutput, CompletionProvider, ProviderError, Trigger};
 pub use server::{ACCEPT_COMMAND, ServerConfig, serve};

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -85,4 +86,10 @@ pub trait CompletionProvider: Send + Sync + 'static {
 
     /// A short description for status reports, e.g. the model name.
     fn describe(&self) -> String;
+
+    /// Resolves when the engine can complete (its model is loaded), or with
+    /// the reason it never will.
+    fn ready(&self) -> BoxFuture<'static, Result<(), String>> {
+        async { Ok(()) }.boxed()
+    }
 }

@@ -6,7 +6,7 @@
 //! tower-lsp-server, and dropping the handler's future cancels the running
 //! inference through a drop guard.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -25,6 +25,7 @@ use crate::context::{ContextConfig, ContextEngine, ContextQuery};
 use crate::document::{ContentChange, Document, DocumentStore};
 use crate::position::{self, LspPosition, PositionEncoding};
 use crate::provider::{CompletionInput, CompletionOutput, CompletionProvider, ProviderError, Trigger};
+use crate::status::{self, Health, ShownErrors, StatusParams, WeftStatus};
 
 /// The command a client runs when the user accepts a completion.
 pub const ACCEPT_COMMAND: &str = "weft.completion.accepted";
@@ -73,6 +74,8 @@ pub fn service(
     LspService::build(|client| Backend::new(client, provider, config))
         .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
         .custom_method(context_protocol::CONTEXT_UPDATE, Backend::context_update)
+        .custom_method("textDocument/didShowCompletion", Backend::did_show_completion)
+        .custom_method("textDocument/didPartiallyAcceptCompletion", Backend::did_partially_accept_completion)
         .finish()
 }
 
@@ -98,6 +101,8 @@ pub struct Backend {
     /// The workspace index and retrieval; it has its own lock, always taken
     /// after `state`'s when both are held.
     context: ContextEngine,
+    /// Error messages already shown to the user.
+    shown_errors: ShownErrors,
 }
 
 #[derive(Default)]
@@ -111,8 +116,8 @@ struct State {
     watch_files: bool,
     /// The running completion of each document, by request sequence number.
     in_flight: HashMap<String, (u64, CancellationToken)>,
-    /// Error messages already shown to the user.
-    shown_errors: HashSet<String>,
+    /// Whether the client accepts `window/workDoneProgress/create`.
+    work_done_progress: bool,
 }
 
 /// Where a completion request stands when the engine is called.
@@ -135,6 +140,7 @@ impl Backend {
             state: Mutex::new(State::default()),
             next_request: AtomicU64::new(1),
             context,
+            shown_errors: ShownErrors::default(),
         }
     }
 
@@ -174,6 +180,20 @@ impl Backend {
     /// `weft/contextUpdate`: files the client pushes as extra context.
     pub async fn context_update(&self, params: ContextUpdateParams) {
         guard_notification(context_protocol::CONTEXT_UPDATE, || self.context.push(params.into_files()));
+    }
+
+    /// `textDocument/didShowCompletion`: the client shows a suggestion.
+    pub async fn did_show_completion(&self, params: Value) {
+        let id = completion_id(&params["item"]);
+        tracing::debug!(id, "completion shown");
+    }
+
+    /// `textDocument/didPartiallyAcceptCompletion`: part of a suggestion
+    /// was accepted (a word, a line).
+    pub async fn did_partially_accept_completion(&self, params: Value) {
+        let id = completion_id(&params["item"]);
+        let length = params["acceptedLength"].as_u64();
+        tracing::debug!(id, length, "completion partially accepted");
     }
 
     /// Runs the provider for a cursor, superseding the document's earlier
@@ -246,10 +266,28 @@ impl Backend {
             }
         }
         match result {
-            Ok(outputs) => Ok(Some((outputs, cursor))),
+            Ok(outputs) => {
+                if let Some(first) = outputs.first() {
+                    let params = StatusParams {
+                        model: first.model.clone(),
+                        health: Health::Ready,
+                        latency_ms: Some(first.latency_ms),
+                        message: None,
+                    };
+                    self.client.send_notification::<WeftStatus>(params).await;
+                }
+                Ok(Some((outputs, cursor)))
+            }
             Err(ProviderError::Cancelled) => Ok(None),
             Err(ProviderError::Busy(message)) => Err(request_failed(message)),
             Err(ProviderError::Failed(message)) => {
+                let params = StatusParams {
+                    model: self.provider.describe(),
+                    health: Health::Error,
+                    latency_ms: None,
+                    message: Some(message.clone()),
+                };
+                self.client.send_notification::<WeftStatus>(params).await;
                 self.show_error_once(&message).await;
                 Err(request_failed(message))
             }
@@ -258,10 +296,7 @@ impl Backend {
 
     /// Shows an error in the editor, once per distinct message.
     async fn show_error_once(&self, message: &str) {
-        let first = self.state().shown_errors.insert(message.to_owned());
-        if first {
-            self.client.show_message(MessageType::ERROR, format!("Weft: {message}")).await;
-        }
+        self.shown_errors.show_once(&self.client, message).await;
     }
 
     fn accepted(&self, arguments: &[Value]) -> Result<Option<Value>> {
@@ -298,6 +333,8 @@ impl LanguageServer for Backend {
             state.root = root;
             state.folders = folders.clone();
             state.watch_files = context_protocol::can_watch_files(&params);
+            state.work_done_progress =
+                params.capabilities.window.as_ref().and_then(|window| window.work_done_progress).unwrap_or(false);
         }
         // Indexing runs in the background; until it is done, completions
         // use the current file's context only.
@@ -337,7 +374,17 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _params: InitializedParams) {
-        let watch_files = self.state().watch_files;
+        let (watch_files, work_done_progress) = {
+            let state = self.state();
+            (state.watch_files, state.work_done_progress)
+        };
+        // The model may still be loading: say so, in the background.
+        tokio::spawn(status::report_loading(
+            self.client.clone(),
+            self.provider.clone(),
+            work_done_progress,
+            self.shown_errors.clone(),
+        ));
         if watch_files && self.config.cross_file {
             let registration = context_protocol::watcher_registration();
             if let Err(err) = self.client.register_capability(vec![registration]).await {
@@ -463,6 +510,11 @@ impl LanguageServer for Backend {
         })
         .await
     }
+}
+
+/// The id of one of our completions, from the item a client echoes back.
+fn completion_id(item: &Value) -> Option<&str> {
+    item["command"]["arguments"][0]["id"].as_str()
 }
 
 fn completion_item(output: &CompletionOutput, cursor: &Cursor, rank: usize) -> CompletionItem {

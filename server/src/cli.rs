@@ -39,6 +39,9 @@ enum Command {
     /// Evaluate models on benchmarks (HumanEval infilling, repo-level
     /// completion) and write results, a summary and plots.
     Eval(crate::eval::EvalArgs),
+    /// Check the configuration, the model file and its family, and print
+    /// what to fix.
+    Doctor(crate::doctor::DoctorArgs),
     /// List and download models.
     Models {
         #[command(subcommand)]
@@ -47,6 +50,10 @@ enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The doctor reports a broken configuration instead of failing on it.
+    if let Command::Doctor(args) = cli.command {
+        return crate::doctor::run(args, cli.config.as_deref());
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Lsp { model, stdio: _ } => {
@@ -67,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(&config)?;
             runtime()?.block_on(crate::eval::run(args, config))
         }
+        Command::Doctor(_) => unreachable!("handled above"),
         Command::Models { command } => {
             init_logging(&config)?;
             runtime()?.block_on(crate::models::run(command))

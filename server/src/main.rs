@@ -3,6 +3,7 @@
 mod cli;
 mod complete;
 mod config;
+mod doctor;
 mod eval;
 mod models;
 mod prompt_cmd;

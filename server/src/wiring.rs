@@ -68,11 +68,6 @@ impl LlamaProvider {
         Arc::new(LlamaProvider { engine: rx, config, model_path, next_id: AtomicU64::new(1), session })
     }
 
-    /// Waits until the model is loaded (or failed to).
-    pub async fn engine(&self) -> Result<LlamaEngine, String> {
-        ready(self.engine.clone()).await
-    }
-
     fn request(&self, input: &CompletionInput) -> CompletionRequest {
         let language = match Language::from_language_id(&input.language_id) {
             Language::Other => input.path.as_deref().map_or(Language::Other, Language::from_path),
@@ -139,6 +134,11 @@ impl CompletionProvider for LlamaProvider {
 
     fn describe(&self) -> String {
         self.model_path.display().to_string()
+    }
+
+    fn ready(&self) -> BoxFuture<'static, Result<(), String>> {
+        let engine = self.engine.clone();
+        async move { ready(engine).await.map(drop) }.boxed()
     }
 }
 

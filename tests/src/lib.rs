@@ -6,7 +6,7 @@
 //! server fails the tests.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -40,6 +40,15 @@ pub fn test_model() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| cache_dir().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"));
     assert!(path.is_file(), "test model {} is missing: run `make assets`", path.display());
+    path
+}
+
+/// A vocab-only GGUF of llama.cpp (`ggml-vocab-{name}.gguf`), fetched by
+/// `models/fetch-test-assets.sh` (`$WEFT_VOCAB_DIR` overrides the folder).
+pub fn vocab_file(name: &str) -> PathBuf {
+    let dir = std::env::var_os("WEFT_VOCAB_DIR").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("vocab"));
+    let path = dir.join(format!("ggml-vocab-{name}.gguf"));
+    assert!(path.is_file(), "{} is missing: run `make assets`", path.display());
     path
 }
 
@@ -156,7 +165,13 @@ impl LspClient {
 
     /// Waits for a notification with `method` and returns its params.
     pub fn notification(&mut self, method: &str, timeout: Duration) -> Value {
-        if let Some(found) = self.notifications.iter().find(|n| n["method"] == method) {
+        self.notification_where(method, |_| true, timeout)
+    }
+
+    /// Waits for a notification with `method` whose params satisfy `matches`
+    /// (among those received so far, then new ones) and returns its params.
+    pub fn notification_where(&mut self, method: &str, matches: impl Fn(&Value) -> bool, timeout: Duration) -> Value {
+        if let Some(found) = self.notifications.iter().find(|n| n["method"] == method && matches(&n["params"])) {
             return found["params"].clone();
         }
         let deadline = Instant::now() + timeout;
@@ -167,7 +182,7 @@ impl LspClient {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no {method} notification within {timeout:?}"));
             if message.get("method").is_some() {
-                let matched = message["method"] == method && message.get("id").is_none();
+                let matched = message["method"] == method && message.get("id").is_none() && matches(&message["params"]);
                 let params = message["params"].clone();
                 self.handle_server_message(message);
                 if matched {

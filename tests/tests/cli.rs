@@ -93,3 +93,46 @@ fn a_bad_config_file_is_reported_with_its_path() {
     let err = stderr(&output);
     assert!(err.contains("invalid config file") && err.contains("n_ctxx"), "{err}");
 }
+
+#[test]
+fn doctor_passes_the_test_model_and_warns_that_it_has_no_fim_tokens() {
+    let model = test_model();
+    let output = weft(&["doctor", "--model", model.to_str().unwrap()]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert!(out.contains("[ok  ] model file:") && out.contains("GGUF"), "{out}");
+    assert!(out.contains("[warn] prompt format:") && out.contains("has no FIM tokens"), "{out}");
+    assert!(out.contains("fix: for fill-in-the-middle use a base coder model"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+}
+
+#[test]
+fn doctor_recognises_a_fim_family_from_its_real_vocabulary() {
+    let vocab = weft_e2e::vocab_file("deepseek-coder");
+    let output = weft(&["doctor", "--json", "--model", vocab.to_str().unwrap()]);
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    let findings: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let format = findings.as_array().unwrap().iter().find(|f| f["check"] == "prompt format").unwrap();
+    assert_eq!(format["verdict"], "ok", "{format}");
+    assert!(format["detail"].as_str().unwrap().contains("deepseek-coder"), "{format}");
+}
+
+#[test]
+fn doctor_fails_on_a_missing_model_and_says_what_to_do() {
+    let output = weft(&["doctor", "--model", "/nonexistent/model.gguf"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("[FAIL] model: model file /nonexistent/model.gguf does not exist"), "{out}");
+    assert!(out.contains("fix: `weft models list`"), "{out}");
+}
+
+#[test]
+fn doctor_reports_a_broken_config_instead_of_failing_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[engine]\nn_ctxx = 5\n").unwrap();
+    let output = Command::new(weft_binary()).args(["doctor"]).env("WEFT_CONFIG", &config).output().unwrap();
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("[FAIL] config:") && out.contains("n_ctxx"), "{out}");
+}

@@ -6,26 +6,15 @@
 //! that file B imports and calls near the cursor, an unrelated function in
 //! A, and an unrelated file C; only A's called function may appear.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use expect_test::{Expect, expect};
 use weft_e2e::{fixture, weft_binary};
 
-/// A vocab-only GGUF of llama.cpp's (`$WEFT_VOCAB_DIR` overrides).
-fn vocab(name: &str) -> PathBuf {
-    let dir = std::env::var_os("WEFT_VOCAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/weft/vocab"));
-    let path = dir.join(format!("ggml-vocab-{name}.gguf"));
-    assert!(path.is_file(), "{} is missing: run `make assets`", path.display());
-    path
-}
-
 fn weft_prompt(vocab_name: &str, workspace: &str, location: &str, extra: &[&str]) -> Output {
     let root = fixture(&format!("context/{workspace}"));
     let file = format!("{}/{location}", root.display());
-    let model = vocab(vocab_name);
+    let model = weft_e2e::vocab_file(vocab_name);
     Command::new(weft_binary())
         .args(["prompt", "--model", model.to_str().unwrap(), "--workspace", root.to_str().unwrap()])
         .args(extra)

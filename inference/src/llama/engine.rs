@@ -120,6 +120,7 @@ impl LlamaEngine {
         let info = Arc::new(model.info().clone());
         let (jobs, queue) = mpsc::sync_channel::<Job>(config.queue_capacity);
         let (ready_tx, ready_rx) = mpsc::channel();
+        let capacity = config.queue_capacity;
         let config = config.clone();
         std::thread::Builder::new().name("weft-llama".into()).spawn(move || {
             let mut worker = match Worker::new(&model, &config) {
@@ -137,7 +138,7 @@ impl LlamaEngine {
             }
         })?;
         ready_rx.recv().map_err(|_| anyhow::anyhow!("the llama.cpp worker thread died while starting"))??;
-        Ok(LlamaEngine { jobs, info, capacity: config.queue_capacity })
+        Ok(LlamaEngine { jobs, info, capacity })
     }
 
     pub fn info(&self) -> &ModelInfo {

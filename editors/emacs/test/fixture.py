@@ -1,0 +1,4 @@
+def fibonacci(n):
+    if n < 2:
+        return n
+    return 

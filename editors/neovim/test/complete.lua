@@ -1,0 +1,136 @@
+-- Driven by run.sh: nvim --headless -u NONE -c "luafile complete.lua".
+local function out(msg)
+  io.stdout:write(msg .. "\n")
+end
+local function fail(msg)
+  io.stderr:write("FAIL: " .. msg .. "\n")
+  vim.cmd("cquit 1")
+end
+local function wait(ms, cond, what)
+  if not vim.wait(ms, cond, 50) then
+    fail("timed out waiting for " .. what)
+  end
+end
+
+local ok, err = xpcall(function()
+  local weft = require("weft")
+  -- The pure helpers first.
+  local function eq(a, b, what)
+    if a ~= b then
+      fail(what .. ": expected " .. vim.inspect(b) .. ", got " .. vim.inspect(a))
+    end
+  end
+  eq(weft.utf16_len("aé😀"), 4, "utf16_len")
+  eq(weft.next_word("  foo(bar)"), "  foo", "next_word")
+  eq(weft.next_word("(bar)"), "(", "next_word punctuation")
+  eq(weft.next_line("abc\ndef"), "abc", "next_line")
+  eq(weft.next_line("\n  def\nx"), "\n  def", "next_line at a line break")
+  weft.setup({
+    cmd = { vim.env.WEFT_BIN, "lsp" },
+    model = vim.env.WEFT_MODEL,
+    env = { WEFT_MAX_TOKENS = vim.env.WEFT_MAX_TOKENS, WEFT_LOG = "info", WEFT_CONFIG = vim.env.WEFT_CONFIG },
+    telemetry = true, -- exercise didShowCompletion / didPartiallyAcceptCompletion
+    native = false, -- test the plugin's own ghost text on every version
+    auto_trigger = false,
+  })
+  vim.cmd("edit " .. vim.fn.fnameescape(vim.env.WEFT_TEST_FILE))
+  vim.cmd("setfiletype python")
+  wait(30000, function()
+    local client = weft.get_client()
+    return client ~= nil and client.initialized == true and vim.lsp.buf_is_attached(0, client.id)
+  end, "the weft client to attach")
+  local client = weft.get_client()
+  local caps = client.server_capabilities or client.resolved_capabilities
+  out("attached: client " .. client.id .. ", encoding " .. tostring(client.offset_encoding))
+
+  local before = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
+  -- Cursor after "    return " (line 4, byte col 11).
+  vim.api.nvim_win_set_cursor(0, { 4, 10 })
+
+  local function complete()
+    local done, text, e = false, nil, nil
+    weft.complete({ callback = function(t, er)
+      done, text, e = true, t, er
+    end })
+    wait(120000, function()
+      return done
+    end, "textDocument/inlineCompletion")
+    if e then
+      fail("completion failed: " .. tostring(e))
+    end
+    return text
+  end
+
+  local text = complete()
+  if not text or text == "" then
+    fail("no suggestion")
+  end
+  out("suggestion: " .. vim.inspect(text))
+  local marks = vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_create_namespace("weft"), 0, -1, { details = true })
+  if #marks ~= 1 then
+    fail("expected one ghost-text extmark, got " .. #marks)
+  end
+  out("ghost text extmark: " .. vim.inspect(marks[1][4].virt_text or marks[1][4].virt_lines))
+
+  -- Accept one word first (partial accept), then the rest.
+  local word = weft.accept("word")
+  out("accepted word: " .. vim.inspect(word))
+  if not word or word == "" then
+    fail("accept word returned nothing")
+  end
+  local rest = weft.visible() and weft.current().text or ""
+  if rest ~= "" then
+    vim.cmd("WeftAccept")
+  end
+  if weft.visible() then
+    fail("the suggestion is still visible after :WeftAccept")
+  end
+  local after = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
+  if after == before then
+    fail("the buffer did not change")
+  end
+  local expected = "    return " .. text
+  if not after:find(expected, 1, true) then
+    fail("the buffer does not contain the completion:\n" .. after)
+  end
+  out("buffer after accept:\n" .. after)
+
+  -- The server must survive the telemetry notifications and the accept
+  -- command: ask again on a new line.
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "", "def add(a, b):", "    " })
+  local last = vim.api.nvim_buf_line_count(0)
+  vim.api.nvim_win_set_cursor(0, { last, 3 })
+  local again = complete()
+  out("second suggestion: " .. vim.inspect(again))
+  weft.dismiss()
+
+  -- :WeftAgent degrades gracefully without agents server-side.
+  local has_agents = vim.tbl_contains((caps.executeCommandProvider or {}).commands or {}, "weft.agent.explain")
+  if not has_agents then
+    vim.cmd("WeftAgent explain")
+    out("agents: not advertised by the server (skipped)")
+  end
+
+  -- :checkhealth weft must run without Lua errors.
+  vim.cmd("checkhealth weft")
+  local health = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
+  if not health:find("server:", 1, true) then
+    fail("checkhealth weft did not report the server:\n" .. health)
+  end
+  out("checkhealth weft: ok")
+  out("statusline: " .. weft.statusline())
+end, debug.traceback)
+
+if not ok then
+  fail(tostring(err))
+end
+local client = require("weft").get_client()
+if client then
+  local call = require("weft")._call
+  call(client, "stop")
+  vim.wait(5000, function()
+    return call(client, "is_stopped")
+  end, 50)
+end
+out("neovim test: PASS")
+vim.cmd("qall!")

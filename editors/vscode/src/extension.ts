@@ -1,0 +1,283 @@
+// VS Code glue: starts `weft lsp`, provides ghost text, the status bar and
+// the agent commands. The logic lives in ./logic.ts (unit-tested without
+// VS Code); this file only translates between it and the `vscode` API.
+
+import * as vscode from "vscode";
+import {
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  State,
+  TransportKind,
+  ExecuteCommandRequest,
+  ShowMessageNotification,
+  MessageType,
+  WorkDoneProgress,
+} from "vscode-languageclient/node";
+import {
+  AGENT_ACTIONS,
+  AgentAction,
+  InlineItem,
+  ProgressTracker,
+  StatusState,
+  WeftStatus,
+  WorkDoneValue,
+  acceptCommandOf,
+  agentCommandParams,
+  commandsForClient,
+  didShowParams,
+  formatAgentResult,
+  initializationOptions,
+  normalizeInlineResult,
+  partialAcceptParams,
+  serverArgs,
+  serverEnv,
+  serverHasCommand,
+} from "./logic";
+
+const LOCAL_ACCEPT = "weft._acceptInline";
+
+let client: LanguageClient | undefined;
+let output: vscode.OutputChannel;
+let statusItem: vscode.StatusBarItem;
+const status = new StatusState();
+let progressCounter = 0;
+
+function config() {
+  return vscode.workspace.getConfiguration("weft");
+}
+
+function telemetryEnabled(): boolean {
+  return config().get<boolean>("telemetry.enabled", false);
+}
+
+function renderStatus(): void {
+  const view = status.view();
+  statusItem.text = view.text;
+  statusItem.tooltip = view.tooltip;
+  statusItem.backgroundColor = view.error ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;
+  statusItem.show();
+}
+
+async function startClient(context: vscode.ExtensionContext): Promise<void> {
+  const cfg = config();
+  const command = cfg.get<string>("serverPath", "weft") || "weft";
+  const args = serverArgs(cfg.get<string>("model", ""));
+  const env = serverEnv(process.env, cfg.get<Record<string, unknown>>("extraEnv", {}));
+  const serverOptions: ServerOptions = {
+    run: { command, args, transport: TransportKind.stdio, options: { env } },
+    debug: { command, args, transport: TransportKind.stdio, options: { env: { ...env, WEFT_LOG: "debug" } } },
+  };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    outputChannel: output,
+    initializationOptions: initializationOptions(telemetryEnabled()),
+  };
+  const lc = new LanguageClient("weft", "Weft", serverOptions, clientOptions);
+
+  // The extension registers the accept and agent commands itself (they must
+  // exist before the server advertises them); keep the client from
+  // registering them a second time.
+  const executeFeature = lc.getFeature(ExecuteCommandRequest.method) as unknown as {
+    register(data: { id: string; registerOptions: { commands?: string[] } }): void;
+  };
+  const register = executeFeature.register.bind(executeFeature);
+  executeFeature.register = (data) =>
+    register({ ...data, registerOptions: { ...data.registerOptions, commands: commandsForClient(data.registerOptions.commands ?? []) } });
+
+  lc.onDidChangeState((event) => {
+    if (event.newState === State.Stopped) {
+      status.onError("the server stopped");
+      renderStatus();
+    }
+  });
+  client = lc;
+  try {
+    await lc.start();
+  } catch (err) {
+    status.onError(`could not start ${command}: ${String(err)}`);
+    renderStatus();
+    void vscode.window.showErrorMessage(
+      `Weft: could not start \`${command} ${args.join(" ")}\`. Set "weft.serverPath" to the weft binary. (${String(err)})`,
+    );
+    return;
+  }
+  lc.onNotification("weft/status", (params: WeftStatus) => {
+    status.onStatus(params);
+    renderStatus();
+  });
+  lc.onNotification(ShowMessageNotification.type, (params) => {
+    if (params.type === MessageType.Error) {
+      status.onError(params.message);
+      renderStatus();
+      void vscode.window.showErrorMessage(params.message);
+    } else if (params.type === MessageType.Warning) {
+      void vscode.window.showWarningMessage(params.message);
+    } else {
+      void vscode.window.showInformationMessage(params.message);
+    }
+  });
+  context.subscriptions.push({ dispose: () => void lc.stop() });
+}
+
+/** The ghost-text provider: `textDocument/inlineCompletion` per keystroke. */
+class WeftInlineProvider implements vscode.InlineCompletionItemProvider {
+  private readonly items = new WeakMap<vscode.InlineCompletionItem, InlineItem>();
+
+  async provideInlineCompletionItems(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    context: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.InlineCompletionItem[] | undefined> {
+    const lc = client;
+    if (!lc || lc.state !== State.Running || !config().get<boolean>("inline.enabled", true)) return undefined;
+    // Typing fast: wait a little; VS Code cancels superseded requests.
+    if (context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic) {
+      await new Promise((resolve) => setTimeout(resolve, 75));
+      if (token.isCancellationRequested) return undefined;
+    }
+    const params = {
+      textDocument: { uri: lc.code2ProtocolConverter.asUri(document.uri) },
+      position: lc.code2ProtocolConverter.asPosition(position),
+      context: { triggerKind: context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke ? 1 : 2 },
+    };
+    const started = Date.now();
+    let result: unknown;
+    try {
+      result = await lc.sendRequest("textDocument/inlineCompletion", params, token);
+    } catch (err) {
+      if (!token.isCancellationRequested) {
+        status.onError((err as Error).message ?? String(err));
+        renderStatus();
+      }
+      return undefined;
+    }
+    if (token.isCancellationRequested) return undefined;
+    const items = normalizeInlineResult(result);
+    if (items.length > 0 && status.latencyMs === undefined) status.onLatency(Date.now() - started);
+    renderStatus();
+    return items.map((item) => {
+      const range = item.range ? lc.protocol2CodeConverter.asRange(item.range) : new vscode.Range(position, position);
+      const vsItem = new vscode.InlineCompletionItem(item.insertText, range, {
+        title: "Weft: accept",
+        command: LOCAL_ACCEPT,
+        arguments: [item],
+      });
+      this.items.set(vsItem, item);
+      return vsItem;
+    });
+  }
+
+  // Called by VS Code versions that support them (proposed API
+  // `inlineCompletionsAdditions`); harmless elsewhere.
+  handleDidShowCompletionItem(completionItem: vscode.InlineCompletionItem): void {
+    const item = this.items.get(completionItem);
+    if (item && telemetryEnabled()) void client?.sendNotification("textDocument/didShowCompletion", didShowParams(item));
+  }
+
+  handleDidPartiallyAcceptCompletionItem(
+    completionItem: vscode.InlineCompletionItem,
+    info: number | { acceptedLength?: number },
+  ): void {
+    const item = this.items.get(completionItem);
+    const params = item && partialAcceptParams(item, info);
+    if (params && telemetryEnabled()) void client?.sendNotification("textDocument/didPartiallyAcceptCompletion", params);
+  }
+}
+
+async function acceptInline(item: InlineItem): Promise<void> {
+  status.accepted += 1;
+  renderStatus();
+  const command = acceptCommandOf(item);
+  if (!command || !client) return;
+  try {
+    await client.sendRequest(ExecuteCommandRequest.type, { command: command.command, arguments: command.arguments });
+  } catch (err) {
+    output.appendLine(`accept command failed: ${String(err)}`);
+  }
+}
+
+async function runAgent(action: AgentAction): Promise<void> {
+  const lc = client;
+  if (!lc || lc.state !== State.Running) {
+    void vscode.window.showErrorMessage("Weft: the server is not running");
+    return;
+  }
+  if (!serverHasCommand(lc.initializeResult?.capabilities, `weft.agent.${action}`)) {
+    // Servers without agents: say so (and show the local status for `status`).
+    const message =
+      action === "status"
+        ? status.view().tooltip.replace(/\n/g, " · ")
+        : `this weft server has no agent command weft.agent.${action} (update weft)`;
+    void vscode.window.showInformationMessage(`Weft: ${message}`);
+    return;
+  }
+  const editor = vscode.window.activeTextEditor;
+  const selection = editor?.selection;
+  const context = editor
+    ? {
+        uri: lc.code2ProtocolConverter.asUri(editor.document.uri),
+        languageId: editor.document.languageId,
+        selection: selection ? lc.code2ProtocolConverter.asRange(selection) : undefined,
+        selectedText: selection && !selection.isEmpty ? editor.document.getText(selection) : undefined,
+        workspaceFolder: vscode.workspace.getWorkspaceFolder(editor.document.uri)?.uri.toString(),
+      }
+    : {};
+  const token = `weft/agent/${action}/${Date.now()}/${++progressCounter}`;
+  const params = agentCommandParams(action, context, token);
+  await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Weft: ${action}`, cancellable: true },
+    async (progress, cancel) => {
+      const tracker = new ProgressTracker();
+      const sub = lc.onProgress(WorkDoneProgress.type, token, (value) => {
+        const update = tracker.update(value as WorkDoneValue);
+        progress.report(update);
+      });
+      const source = new vscode.CancellationTokenSource();
+      cancel.onCancellationRequested(() => {
+        source.cancel();
+        void lc.sendNotification("window/workDoneProgress/cancel", { token });
+      });
+      try {
+        const result = await lc.sendRequest(ExecuteCommandRequest.type, params, source.token);
+        output.appendLine(formatAgentResult(action, result));
+        output.show(true);
+      } catch (err) {
+        const message = (err as Error).message ?? String(err);
+        void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${message}`);
+      } finally {
+        sub.dispose();
+        source.dispose();
+      }
+    },
+  );
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  output = vscode.window.createOutputChannel("Weft");
+  statusItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
+  statusItem.command = "weft.agent.status";
+  context.subscriptions.push(output, statusItem);
+  renderStatus();
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand(LOCAL_ACCEPT, acceptInline),
+    vscode.commands.registerCommand("weft.restart", async () => {
+      await client?.stop();
+      await startClient(context);
+    }),
+    vscode.languages.registerInlineCompletionItemProvider([{ scheme: "file" }, { scheme: "untitled" }], new WeftInlineProvider()),
+    ...AGENT_ACTIONS.map((action) => vscode.commands.registerCommand(`weft.agent.${action}`, () => runAgent(action))),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration("weft.serverPath") || event.affectsConfiguration("weft.model")) {
+        void vscode.commands.executeCommand("weft.restart");
+      }
+    }),
+  );
+  await startClient(context);
+}
+
+export async function deactivate(): Promise<void> {
+  await client?.stop();
+}

@@ -1,0 +1,237 @@
+//! `weft doctor`: checks the set-up an editor depends on and prints, for each
+//! problem, what to do about it.
+//!
+//! Checks, in order: the configuration file, the model setting, the model
+//! file (present, a GGUF), its vocabulary and family (FIM tokens, base or
+//! instruct), the engine settings against this machine, and the log file.
+//! The exit code is 1 when any check failed; warnings alone exit 0.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Serialize;
+use weft_inference::llama::LoadedModel;
+use weft_inference::{LoadOptions, ModelFamily};
+
+use crate::config::{Config, default_path};
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// GGUF model file or registry name (overrides the config).
+    #[arg(long)]
+    model: Option<String>,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Verdict {
+    Ok,
+    Warning,
+    Failed,
+}
+
+/// One finding: what was checked, what was found, and what to do.
+#[derive(Debug, Serialize)]
+struct Finding {
+    check: &'static str,
+    verdict: Verdict,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(check: &'static str, detail: impl Into<String>) -> Finding {
+        Finding { check, verdict: Verdict::Ok, detail: detail.into(), fix: None }
+    }
+    fn warning(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding { check, verdict: Verdict::Warning, detail: detail.into(), fix: Some(fix.into()) }
+    }
+    fn failed(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding { check, verdict: Verdict::Failed, detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+/// Runs every check. `config_file` is the file given with `--config` or
+/// `$WEFT_CONFIG`, if any.
+pub fn run(args: DoctorArgs, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let findings = diagnose(&args, config_file);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &findings)?;
+        use std::io::Write as _;
+        writeln!(out)?;
+    } else {
+        print_report(&mut out, &findings)?;
+    }
+    let failed = findings.iter().any(|f| f.verdict == Verdict::Failed);
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn print_report(out: &mut impl std::io::Write, findings: &[Finding]) -> std::io::Result<()> {
+    for finding in findings {
+        let mark = match finding.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warning => "warn",
+            Verdict::Failed => "FAIL",
+        };
+        writeln!(out, "[{mark}] {}: {}", finding.check, finding.detail)?;
+        if let Some(fix) = &finding.fix {
+            writeln!(out, "       fix: {fix}")?;
+        }
+    }
+    let failed = findings.iter().filter(|f| f.verdict == Verdict::Failed).count();
+    let warnings = findings.iter().filter(|f| f.verdict == Verdict::Warning).count();
+    writeln!(out, "{failed} failed, {warnings} warnings")
+}
+
+fn diagnose(args: &DoctorArgs, config_file: Option<&Path>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let explicit = config_file.map(Path::to_path_buf);
+    let shown = explicit.clone().or_else(|| default_path().filter(|p| p.is_file()));
+    let config = match Config::load(explicit.as_deref()) {
+        Ok(config) => {
+            findings.push(match &shown {
+                Some(path) => Finding::ok("config", format!("{} parses", path.display())),
+                None => Finding::ok(
+                    "config",
+                    format!(
+                        "no file at {}; built-in defaults and environment variables apply",
+                        default_path().map_or_else(|| "the XDG location".to_owned(), |p| p.display().to_string())
+                    ),
+                ),
+            });
+            config
+        }
+        Err(err) => {
+            findings.push(Finding::failed(
+                "config",
+                format!("{err:#}"),
+                "correct the file; every key is listed in docs/config.example.toml",
+            ));
+            return findings;
+        }
+    };
+    if let Some(path) = &config.log.file {
+        let writable = std::fs::OpenOptions::new().create(true).append(true).open(path).is_ok();
+        findings.push(if writable {
+            Finding::ok("log file", path.display().to_string())
+        } else {
+            Finding::failed(
+                "log file",
+                format!("{} cannot be opened for writing", path.display()),
+                "set [log] file to a writable path, or remove it to log to stderr",
+            )
+        });
+    }
+    match config.model_file(args.model.as_deref()) {
+        Ok(path) => check_model(&path, &config, &mut findings),
+        Err(err) => findings.push(Finding::failed(
+            "model",
+            format!("{err:#}"),
+            "`weft models list` shows the registry; `weft models pull NAME` downloads one, then set [model] path = \"NAME\"",
+        )),
+    }
+    check_engine(&config, &mut findings);
+    findings
+}
+
+fn check_model(path: &PathBuf, config: &Config, findings: &mut Vec<Finding>) {
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic));
+    if read.is_err() || &magic != b"GGUF" {
+        findings.push(Finding::failed(
+            "model file",
+            format!("{} is not a GGUF file", path.display()),
+            "download the model again (`weft models pull NAME` verifies its SHA-256) or point [model] path at a .gguf",
+        ));
+        return;
+    }
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    findings.push(Finding::ok("model file", format!("{} ({:.1} MB, GGUF)", path.display(), size as f64 / 1e6)));
+    let options = LoadOptions {
+        vocab_only: true,
+        format: config.model.format,
+        fim_order: config.model.fim_order,
+        ..LoadOptions::default()
+    };
+    let model = match LoadedModel::load(path, &options) {
+        Ok(model) => model,
+        Err(err) => {
+            findings.push(Finding::failed(
+                "model vocabulary",
+                format!("llama.cpp cannot read it: {err:#}"),
+                "the file is damaged or of a newer GGUF version; download it again",
+            ));
+            return;
+        }
+    };
+    let info = model.info();
+    let format = info.detection.format;
+    let family = info.detection.family.name();
+    if format.is_fim() {
+        findings.push(Finding::ok(
+            "prompt format",
+            format!(
+                "{family}, fill-in-the-middle ({}, {:?}); {}",
+                format.name(),
+                info.fim_order,
+                info.detection.reason
+            ),
+        ));
+    } else {
+        findings.push(Finding::warning(
+            "prompt format",
+            format!("{family} has no FIM tokens: completions continue the prefix and ignore the text after the cursor"),
+            "for fill-in-the-middle use a base coder model, e.g. `weft models pull qwen2.5-coder-1.5b`",
+        ));
+    }
+    let name = info.name.to_lowercase();
+    let instruct = info.has_chat_template || name.contains("instruct") || name.contains("chat");
+    if instruct && info.detection.family != ModelFamily::Generic {
+        findings.push(Finding::warning(
+            "model kind",
+            format!("{} looks like an instruct model", info.name),
+            "instruct models complete code worse than their base models; prefer the -base GGUF of the same family",
+        ));
+    } else {
+        findings.push(Finding::ok("model kind", if instruct { "instruct (chat template present)" } else { "base" }));
+    }
+    if config.engine.n_ctx > info.n_ctx_train && info.n_ctx_train > 0 {
+        findings.push(Finding::warning(
+            "context size",
+            format!(
+                "[engine] n_ctx = {} exceeds the model's training context {}",
+                config.engine.n_ctx, info.n_ctx_train
+            ),
+            format!("set [engine] n_ctx to at most {}", info.n_ctx_train),
+        ));
+    }
+}
+
+fn check_engine(config: &Config, findings: &mut Vec<Finding>) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = config.engine.n_threads.unwrap_or_else(weft_inference::llama::default_threads);
+    if threads as usize > cores {
+        findings.push(Finding::warning(
+            "threads",
+            format!("[engine] n_threads = {threads} but this machine has {cores} cores"),
+            format!("set [engine] n_threads to at most {cores}"),
+        ));
+    } else {
+        findings.push(Finding::ok("threads", format!("{threads} of {cores} cores")));
+    }
+    let gpu_build = cfg!(any(feature = "cuda", feature = "vulkan"));
+    if config.engine.n_gpu_layers > 0 && !gpu_build {
+        findings.push(Finding::warning(
+            "gpu",
+            format!("[engine] n_gpu_layers = {} but this build has no GPU backend", config.engine.n_gpu_layers),
+            "build with `cargo build --release -p weft --features cuda` (or vulkan), or set n_gpu_layers = 0",
+        ));
+    }
+}
