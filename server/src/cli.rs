@@ -38,7 +38,7 @@ enum Command {
     Prompt(crate::prompt_cmd::PromptArgs),
     /// Evaluate models on benchmarks (HumanEval infilling, repo-level
     /// completion) and write results, a summary and plots.
-    Eval(crate::eval::EvalArgs),
+    Eval(Box<crate::eval::EvalArgs>),
     /// Check the configuration, the model file and its family, and print
     /// what to fix.
     Doctor(crate::doctor::DoctorArgs),
@@ -72,7 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Eval(args) => {
             init_logging(&config)?;
-            runtime()?.block_on(crate::eval::run(args, config))
+            runtime()?.block_on(crate::eval::run(*args, config))
         }
         Command::Doctor(_) => unreachable!("handled above"),
         Command::Models { command } => {

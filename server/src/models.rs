@@ -24,7 +24,7 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
     match command {
         ModelsCommand::List => {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{:<26} {:<14} {:<9} {:<10} {}", "NAME", "FAMILY", "KIND", "STATE", "SOURCE")?;
+            writeln!(out, "{:<26} {:<14} {:<9} {:<10} SOURCE", "NAME", "FAMILY", "KIND", "STATE")?;
             for entry in registry.iter() {
                 let state = if hub.model_path(entry).is_file() { "pulled" } else { "-" };
                 writeln!(

@@ -103,7 +103,7 @@ pub fn tasks(root: &Path, options: RepoOptions) -> anyhow::Result<Vec<Task>> {
             (score(&id), id, file, start, indent, line)
         })
         .collect();
-    picked.sort_by(|a, b| a.0.cmp(&b.0));
+    picked.sort_by_key(|a| a.0);
     picked.truncate(options.tasks_per_repo);
     // Back to file order, so consecutive prompts share a prefix.
     picked.sort_by(|a, b| (a.2.path.as_str(), a.3).cmp(&(b.2.path.as_str(), b.3)));

@@ -1,6 +1,9 @@
 //! `make demo`: starts `weft lsp` on the demo workspace, asks for an inline
 //! completion through a real LSP exchange, and prints what came back.
 
+// The demo's result goes to stdout.
+#![allow(clippy::print_stdout)]
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
