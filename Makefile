@@ -3,20 +3,31 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 export WEFT_CACHE ?= $(HOME)/.cache/weft
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+TEST_MODEL := $(WEFT_CACHE)/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test deps assets build lint unit check-llama
+.PHONY: demo test deps assets build lint unit check-llama editors
 
 ## demo: build, fetch the tiny model, and show a completion through `weft lsp`.
+# The binaries are built for the whole workspace at once and run directly:
+# building one package alone unifies features differently and would compile
+# llama.cpp a second time.
 demo: deps assets build
-	$(CARGO) run --quiet -p weft-e2e --bin weft-demo
+	$(TARGET_DIR)/debug/weft-demo
 
 ## test: everything: lints, unit tests, end-to-end tests with the real model.
 test: deps assets lint
-	$(CARGO) build -p weft --bins
+	$(CARGO) build --workspace --all-targets
 	url=$$(telemetry-api/scripts/test-db.sh); \
 	status=0; DATABASE_URL="$$url" $(CARGO) test --workspace --no-fail-fast || status=$$?; \
 	telemetry-api/scripts/test-db.sh stop >/dev/null 2>&1 || true; \
 	exit $$status
+	$(MAKE) editors
+
+## editors: the editor clients' tests, each a real client against `weft lsp`.
+editors: deps assets
+	$(CARGO) build --workspace --all-targets
+	WEFT_BIN=$(TARGET_DIR)/debug/weft WEFT_MODEL=$(TEST_MODEL) editors/test.sh
 
 build: deps
 	$(CARGO) build --workspace --bins

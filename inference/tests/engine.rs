@@ -19,12 +19,14 @@ fn model_path() -> PathBuf {
     path
 }
 
+fn start_engine() -> LlamaEngine {
+    let config = EngineConfig { n_threads: Some(2), prefill_chunk: 64, ..EngineConfig::default() };
+    LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).expect("start engine")
+}
+
 fn engine() -> &'static LlamaEngine {
     static ENGINE: OnceLock<LlamaEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let config = EngineConfig { n_threads: Some(2), prefill_chunk: 64, ..EngineConfig::default() };
-        LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).expect("start engine")
-    })
+    ENGINE.get_or_init(start_engine)
 }
 
 fn request(prefix: &str, suffix: &str, max_tokens: usize) -> CompletionRequest {
@@ -76,7 +78,9 @@ async fn the_time_budget_ends_generation() {
 
 #[tokio::test]
 async fn the_kv_cache_is_reused_while_typing() {
-    let engine = engine();
+    // An engine of its own: the shared one serves the other tests' prompts
+    // in between, which replace its cache.
+    let engine = &start_engine();
     let prefix = "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.items.";
     let first = engine.complete(request(prefix, "\n", 2), CancellationToken::new()).await.unwrap();
     // The same prompt again: everything but the last token is reused.

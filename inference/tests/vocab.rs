@@ -1,5 +1,13 @@
-//! FIM prompts of the three families, checked against llama.cpp's real
-//! vocab-only GGUF files (fetched by `models/fetch-test-assets.sh`).
+//! FIM prompts of the families, checked against llama.cpp's real vocab-only
+//! GGUF files (fetched by `models/fetch-test-assets.sh`).
+//!
+//! llama.cpp ships `ggml-vocab-qwen2.gguf`, Qwen2's vocabulary, which
+//! predates the FIM and repository tokens that Qwen2.5-Coder added
+//! (`<|fim_prefix|>` and friends are not in the file). With it, the tests
+//! check what must hold for such a vocabulary: it is detected as
+//! prefix-only, the Qwen2.5-Coder format is refused with a clear error
+//! instead of spelling FIM tokens as text, and user text round-trips. The
+//! Qwen2.5-Coder layout itself is covered by the prompt module's tests.
 
 use std::path::PathBuf;
 
@@ -26,7 +34,8 @@ struct Case {
     texts: [&'static str; 3],
 }
 
-const CASES: [Case; 3] = [
+/// The vocabularies that carry their family's FIM tokens.
+const CASES: [Case; 2] = [
     Case {
         vocab: "deepseek-coder",
         format: PromptFormat::DeepseekCoder,
@@ -36,11 +45,6 @@ const CASES: [Case; 3] = [
         vocab: "starcoder",
         format: PromptFormat::Starcoder2,
         texts: ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"],
-    },
-    Case {
-        vocab: "qwen2",
-        format: PromptFormat::Qwen25Coder,
-        texts: ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
     },
 ];
 
@@ -117,8 +121,7 @@ fn special_token_text_in_user_code_is_not_a_control_token() {
         assert!(!tokens.contains(&special.fim_prefix.unwrap()), "{}: {tokens:?}", case.vocab);
         assert!(!tokens.contains(&special.fim_middle.unwrap()), "{}: {tokens:?}", case.vocab);
         // The text survives a round trip through the vocabulary.
-        let text: String = tokens.iter().map(|&t| model.token_text(t)).collect();
-        assert_eq!(text, format!("s = \"{pre}\" + \"{mid}\""), "{}", case.vocab);
+        assert_eq!(detokenize(&model, &tokens), format!("s = \"{pre}\" + \"{mid}\""), "{}", case.vocab);
     }
 }
 
@@ -128,22 +131,49 @@ fn repo_level_tokens_exist_where_the_family_has_them() {
     let special = starcoder.special_tokens();
     assert_eq!(special.repo_name.map(|t| starcoder.token_text(t)).as_deref(), Some("<repo_name>"));
     assert_eq!(special.file_sep.map(|t| starcoder.token_text(t)).as_deref(), Some("<file_sep>"));
+    // Qwen2's vocabulary predates Qwen2.5-Coder's repository tokens.
     let qwen = vocab("qwen2");
-    let special = qwen.special_tokens();
-    assert_eq!(special.repo_name.map(|t| qwen.token_text(t)).as_deref(), Some("<|repo_name|>"));
-    assert_eq!(special.file_sep.map(|t| qwen.token_text(t)).as_deref(), Some("<|file_sep|>"));
+    assert_eq!(qwen.special_tokens().repo_name, None);
+    assert_eq!(qwen.special_tokens().file_sep, None);
+}
+
+#[test]
+fn qwen2_vocabulary_without_fim_tokens_is_prefix_only_and_refuses_fim() {
+    let model = vocab("qwen2");
+    let detection = &model.info().detection;
+    assert_eq!(detection.format, PromptFormat::PrefixOnly, "{}", detection.reason);
+    assert!(detection.reason.contains("no complete set of FIM tokens"), "{}", detection.reason);
+    let input = PromptInput { prefix: "x = ", suffix: "\n", ..PromptInput::default() };
+    let err = prompt::build(
+        PromptFormat::Qwen25Coder,
+        FimOrder::Psm,
+        model.special_tokens(),
+        &model,
+        &input,
+        PromptBudget::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("fim prefix"), "{err}");
+    // Qwen2.5-Coder's FIM markers in user code stay plain text.
+    let code = "s = \"<|fim_prefix|>\" + \"<|fim_middle|>\"";
+    let tokens = model.tokenize(code);
+    assert!(tokens.len() > 6, "{tokens:?}");
+    assert_eq!(detokenize(&model, &tokens), code);
+}
+
+fn detokenize(model: &LoadedModel, tokens: &[i32]) -> String {
+    let mut bytes = Vec::new();
+    for &t in tokens {
+        model.piece(t, &mut bytes);
+    }
+    String::from_utf8(bytes).expect("UTF-8")
 }
 
 #[test]
 fn multibyte_text_tokenizes_and_renders_back_unchanged() {
     let text = "// Grüße, 日本語, 🦀\nfn main() {}\n";
-    for case in &CASES {
-        let model = vocab(case.vocab);
-        let tokens = model.tokenize(text);
-        let mut bytes = Vec::new();
-        for &t in &tokens {
-            model.piece(t, &mut bytes);
-        }
-        assert_eq!(String::from_utf8(bytes).unwrap(), text, "{}", case.vocab);
+    for name in ["deepseek-coder", "starcoder", "qwen2"] {
+        let model = vocab(name);
+        assert_eq!(detokenize(&model, &model.tokenize(text)), text, "{name}");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod document;
+pub mod frames;
 pub mod position;
 pub mod provider;
 pub mod server;

@@ -74,6 +74,7 @@ pub fn service(
     LspService::build(|client| Backend::new(client, provider, config))
         .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
         .custom_method(context_protocol::CONTEXT_UPDATE, Backend::context_update)
+        .custom_method(crate::frames::MALFORMED, Backend::malformed_message)
         .custom_method("textDocument/didShowCompletion", Backend::did_show_completion)
         .custom_method("textDocument/didPartiallyAcceptCompletion", Backend::did_partially_accept_completion)
         .finish()
@@ -82,10 +83,12 @@ pub fn service(
 /// Serves one client over a pair of streams (stdio, a TCP connection).
 pub async fn serve<I, O>(input: I, output: O, provider: Arc<dyn CompletionProvider>, config: ServerConfig)
 where
-    I: tokio::io::AsyncRead + Unpin,
+    I: tokio::io::AsyncRead + Unpin + Send + 'static,
     O: tokio::io::AsyncWrite,
 {
     let (service, socket) = service(provider, config);
+    // One malformed frame must not end the session.
+    let input = crate::frames::guard(input);
     // Requests run concurrently; completions of one document supersede each
     // other, so this bounds the work of many documents, not of one.
     tower_lsp_server::Server::new(input, output, socket).concurrency_level(32).serve(service).await;
@@ -182,6 +185,14 @@ impl Backend {
         guard_notification(context_protocol::CONTEXT_UPDATE, || self.context.push(params.into_files()));
     }
 
+    /// A frame from the client that was not a JSON-RPC message
+    /// ([`crate::frames`]): logged, and reported to the client's log.
+    pub async fn malformed_message(&self, params: Value) {
+        let reason = params["reason"].as_str().unwrap_or("unknown");
+        tracing::error!("malformed message from the client: {reason}");
+        self.client.log_message(MessageType::ERROR, format!("Weft ignored a malformed message: {reason}")).await;
+    }
+
     /// `textDocument/didShowCompletion`: the client shows a suggestion.
     pub async fn did_show_completion(&self, params: Value) {
         let id = completion_id(&params["item"]);
@@ -269,7 +280,7 @@ impl Backend {
             Ok(outputs) => {
                 if let Some(first) = outputs.first() {
                     let params = StatusParams {
-                        model: first.model.clone(),
+                        model: self.provider.describe(),
                         health: Health::Ready,
                         latency_ms: Some(first.latency_ms),
                         message: None,

@@ -59,7 +59,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lsp { model, stdio: _ } => {
             init_logging(&config)?;
             let model_path = config.model_file(model.as_deref())?;
-            runtime()?.block_on(serve_stdio(model_path, config))?;
+            let runtime = runtime()?;
+            let served = runtime.block_on(serve_stdio(model_path, config));
+            // A read of stdin may still wait on a blocking thread (a client
+            // that sent `exit` and keeps the pipe open): do not wait for it.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Complete(args) => {
@@ -105,7 +110,8 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.log.level)
         .with_context(|| format!("invalid log level {:?}", config.log.level))?
         // llama.cpp is chatty at info level.
-        .add_directive("llama_cpp_2=warn".parse().expect("static directive"));
+        .add_directive("llama_cpp_2=warn".parse().expect("static directive"))
+        .add_directive("llama-cpp-2=warn".parse().expect("static directive"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
     match &config.log.file {
         Some(path) => {

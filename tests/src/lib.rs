@@ -19,11 +19,16 @@ pub fn weft_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("WEFT_BIN") {
         return PathBuf::from(bin);
     }
-    // Test executables live in target/<profile>/deps/.
+    // Test executables live in target/<profile>/deps/, the demo binary in
+    // target/<profile>/ beside `weft`.
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let bin = dir.join(format!("weft{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} is missing: run `cargo build -p weft` (make test does) first", bin.display());
+    let name = format!("weft{}", std::env::consts::EXE_SUFFIX);
+    let beside = exe.parent().expect("executable folder").join(&name);
+    if beside.is_file() {
+        return beside;
+    }
+    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>").join(&name);
+    assert!(bin.is_file(), "{} is missing: run `cargo build --workspace` (make test does) first", bin.display());
     bin
 }
 

@@ -245,6 +245,15 @@ fn bad_requests_get_errors_and_the_server_lives_on() {
 
     // A malformed frame body does not kill the server.
     client.send_raw(b"Content-Length: 9\r\n\r\n{not json");
+    let logged = client.notification_where(
+        "window/logMessage",
+        |p| p["message"].as_str().is_some_and(|m| m.contains("malformed")),
+        LONG,
+    );
+    assert!(logged["message"].as_str().unwrap().contains("not valid JSON"), "{logged}");
     assert!(client.is_running());
+    // It still answers.
+    let response = client.call("workspace/executeCommand", json!({ "command": "weft.nope", "arguments": [] }), LONG);
+    assert_eq!(response["error"]["code"], -32602, "{response}");
     assert!(client.shutdown().success());
 }

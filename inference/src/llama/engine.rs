@@ -401,7 +401,9 @@ fn fit_budget(budget: PromptBudget, n_ctx: usize, max_tokens: usize) -> PromptBu
     let room = n_ctx.saturating_sub(max_tokens.min(n_ctx / 2) + OVERHEAD);
     let mut fitted = budget;
     let mut excess = (budget.prefix_tokens + budget.suffix_tokens + budget.context_tokens).saturating_sub(room);
-    for part in [&mut fitted.context_tokens, &mut fitted.suffix_tokens, &mut fitted.prefix_tokens] {
+    // Extra context goes first, then the far end of the prefix; the suffix
+    // window is short and goes last.
+    for part in [&mut fitted.context_tokens, &mut fitted.prefix_tokens, &mut fitted.suffix_tokens] {
         let cut = excess.min(*part);
         *part -= cut;
         excess -= cut;

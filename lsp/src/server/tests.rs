@@ -31,7 +31,16 @@ impl CompletionProvider for Scripted {
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<Vec<CompletionOutput>, ProviderError>> {
         self.0.inputs.lock().unwrap().push(input.clone());
-        let log = self.0.clone();
+        if input.prefix.contains("SLOW") {
+            // Like a real engine's worker, notice the cancel even after the
+            // request's future is dropped.
+            let log = self.0.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                *log.cancelled.lock().unwrap() += 1;
+            });
+        }
         async move {
             let output = |text: &str| CompletionOutput {
                 id: "c1".into(),
@@ -48,7 +57,6 @@ impl CompletionProvider for Scripted {
                 Err(ProviderError::Failed("the model exploded".into()))
             } else if input.prefix.contains("SLOW") {
                 cancel.cancelled().await;
-                *log.cancelled.lock().unwrap() += 1;
                 Err(ProviderError::Cancelled)
             } else if input.prefix.contains("LINES") {
                 Ok(vec![output("one\ntwo")])
