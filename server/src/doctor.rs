@@ -191,8 +191,11 @@ fn check_model(path: &PathBuf, config: &Config, findings: &mut Vec<Finding>) {
             "for fill-in-the-middle use a base coder model, e.g. `weft models pull qwen2.5-coder-1.5b`",
         ));
     }
+    // Base GGUFs of the coder families carry a chat template too, so for
+    // them only the name tells.
     let name = info.name.to_lowercase();
-    let instruct = info.has_chat_template || name.contains("instruct") || name.contains("chat");
+    let named_instruct = name.contains("instruct") || name.contains("chat");
+    let instruct = named_instruct || (info.has_chat_template && info.detection.family == ModelFamily::Generic);
     if instruct && info.detection.family != ModelFamily::Generic {
         findings.push(Finding::warning(
             "model kind",
