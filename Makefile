@@ -30,7 +30,7 @@ editors: deps assets
 	WEFT_BIN=$(TARGET_DIR)/debug/weft WEFT_MODEL=$(TEST_MODEL) editors/test.sh
 
 build: deps
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --all-targets
 
 lint: deps
 	$(CARGO) fmt --all --check
