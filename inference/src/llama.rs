@@ -3,5 +3,5 @@
 mod engine;
 mod model;
 
-pub use engine::{EngineConfig, LlamaEngine, PromptBudgetConfig, default_threads};
+pub use engine::{EngineConfig, LlamaEngine, PromptBudgetConfig, default_threads, fit_budget};
 pub use model::{LoadOptions, LoadedModel, ModelInfo};

@@ -39,6 +39,11 @@ enum Command {
     /// Evaluate models on benchmarks (HumanEval infilling, repo-level
     /// completion) and write results, a summary and plots.
     Eval(Box<crate::eval::EvalArgs>),
+    /// Measurements: `weft bench context` (retrieval + prompt assembly).
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
     /// Check the configuration, the model file and its family, and print
     /// what to fix.
     Doctor(crate::doctor::DoctorArgs),
@@ -78,6 +83,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => {
             init_logging(&config)?;
             runtime()?.block_on(crate::eval::run(*args, config))
+        }
+        Command::Bench { command } => {
+            init_logging(&config)?;
+            crate::bench::run(command, config)
         }
         Command::Doctor(_) => unreachable!("handled above"),
         Command::Models { command } => {

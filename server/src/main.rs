@@ -1,5 +1,6 @@
 //! `weft`: the language server, and the command line around it.
 
+mod bench;
 mod cli;
 mod complete;
 mod config;

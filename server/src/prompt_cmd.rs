@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use serde_json::json;
-use weft_inference::prompt::{self, ContextSnippet, PromptBudget, PromptInput, Tokenize};
+use weft_inference::llama::fit_budget;
+use weft_inference::prompt::{self, ContextSnippet, PromptInput, Tokenize};
 use weft_inference::{Language, LoadOptions, LoadedModel};
 use weft_lsp::context::{ContextConfig, ContextEngine, ContextQuery, Retrieval};
 use weft_lsp::document::Document;
@@ -229,20 +230,4 @@ fn fitting(
 
 fn source_micros(retrieval: &Retrieval, source: weft_lsp::context::SnippetSource) -> u64 {
     retrieval.timings.iter().filter(|t| t.source == source).map(|t| t.micros).sum()
-}
-
-/// The budget the engine uses for a context window of `n_ctx` tokens (as
-/// `weft_inference`'s engine fits it): context first, then suffix, then
-/// prefix give way.
-fn fit_budget(budget: PromptBudget, n_ctx: usize, max_tokens: usize) -> PromptBudget {
-    const OVERHEAD: usize = 16;
-    let room = n_ctx.saturating_sub(max_tokens.min(n_ctx / 2) + OVERHEAD);
-    let mut fitted = budget;
-    let mut excess = (budget.prefix_tokens + budget.suffix_tokens + budget.context_tokens).saturating_sub(room);
-    for part in [&mut fitted.context_tokens, &mut fitted.suffix_tokens, &mut fitted.prefix_tokens] {
-        let cut = excess.min(*part);
-        *part -= cut;
-        excess -= cut;
-    }
-    fitted
 }

@@ -395,7 +395,9 @@ impl<'m> Worker<'m> {
 /// Shrinks `budget` so that the prompt and up to `max_tokens` of output
 /// (at most half the window) fit a context of `n_ctx` tokens. Extra context
 /// goes first, then the suffix, then the prefix.
-fn fit_budget(budget: PromptBudget, n_ctx: usize, max_tokens: usize) -> PromptBudget {
+/// Shrinks `budget` to fit a context of `n_ctx` tokens with room for
+/// `max_tokens` of generation, as the engine does for every request.
+pub fn fit_budget(budget: PromptBudget, n_ctx: usize, max_tokens: usize) -> PromptBudget {
     // Special tokens, BOS and path headers.
     const OVERHEAD: usize = 16;
     let room = n_ctx.saturating_sub(max_tokens.min(n_ctx / 2) + OVERHEAD);
