@@ -11,15 +11,14 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use weft_inference::LoadOptions;
 use weft_inference::language::Language;
-use weft_inference::llama::LoadedModel;
-use weft_inference::prompt::{self, ContextSnippet, PromptInput};
+
+use weft_inference::prompt::{self, PromptInput};
 use weft_lsp::context::{ContextEngine, ContextQuery, Lang, read_source, source_files};
 use weft_lsp::document::Document;
 
 use crate::config::Config;
-use crate::prompt_cmd::{context_config, server_config};
+use crate::prompt_cmd::{context_config, context_snippets, load_vocab, server_config};
 use weft_inference::llama::fit_budget;
 
 #[derive(Subcommand, Debug)]
@@ -49,14 +48,7 @@ pub fn run(command: BenchCommand, config: Config) -> anyhow::Result<ExitCode> {
     };
     let workspace =
         std::fs::canonicalize(&workspace).with_context(|| format!("no workspace {}", workspace.display()))?;
-    let model_path = config.model_file(args.model.as_deref())?;
-    let load = LoadOptions {
-        vocab_only: true,
-        format: config.model.format,
-        fim_order: config.model.fim_order,
-        ..LoadOptions::default()
-    };
-    let model = LoadedModel::load(&model_path, &load)?;
+    let model = load_vocab(&config, args.model.as_deref())?;
     let info = model.info();
     let server = server_config(&config, config.lsp.cross_file);
     let engine = ContextEngine::new(context_config(&config, config.lsp.cross_file));
@@ -81,8 +73,7 @@ pub fn run(command: BenchCommand, config: Config) -> anyhow::Result<ExitCode> {
         let retrieval =
             engine.retrieve(&ContextQuery { path, cursor: rope.char_to_byte(char_idx), window: windows.bytes.clone() });
         let t1 = Instant::now();
-        let snippets: Vec<ContextSnippet> =
-            retrieval.snippets.iter().map(|s| ContextSnippet { path: s.path.clone(), text: s.text.clone() }).collect();
+        let snippets = context_snippets(&retrieval);
         let language = Language::from_path(path);
         let relative = path.strip_prefix(&workspace).unwrap_or(path).to_string_lossy().into_owned();
         let input = PromptInput {

@@ -67,6 +67,24 @@ pub fn server_config(config: &Config, cross_file: bool) -> weft_lsp::ServerConfi
     }
 }
 
+/// The configured model's vocabulary (no weights): what `weft prompt` and
+/// `weft bench context` tokenize with, in the format the engine would use.
+pub fn load_vocab(config: &Config, flag: Option<&str>) -> anyhow::Result<LoadedModel> {
+    let model_path = config.model_file(flag)?;
+    let load = LoadOptions {
+        vocab_only: true,
+        format: config.model.format,
+        fim_order: config.model.fim_order,
+        ..LoadOptions::default()
+    };
+    LoadedModel::load(&model_path, &load)
+}
+
+/// Retrieved snippets in the prompt builder's terms.
+pub fn context_snippets(retrieval: &Retrieval) -> Vec<ContextSnippet> {
+    retrieval.snippets.iter().map(|s| ContextSnippet { path: s.path.clone(), text: s.text.clone() }).collect()
+}
+
 pub fn run(args: PromptArgs, config: Config) -> anyhow::Result<ExitCode> {
     let location: Location = args.location.parse()?;
     let file =
@@ -76,14 +94,7 @@ pub fn run(args: PromptArgs, config: Config) -> anyhow::Result<ExitCode> {
         Some(dir) => std::fs::canonicalize(dir).with_context(|| format!("no workspace directory {}", dir.display()))?,
         None => default_root(&file),
     };
-    let model_path = config.model_file(args.model.as_deref())?;
-    let load = LoadOptions {
-        vocab_only: true,
-        format: config.model.format,
-        fim_order: config.model.fim_order,
-        ..LoadOptions::default()
-    };
-    let model = LoadedModel::load(&model_path, &load)?;
+    let model = load_vocab(&config, args.model.as_deref())?;
     let info = model.info();
 
     let cross_file = config.lsp.cross_file && !args.no_cross_file;
@@ -107,8 +118,7 @@ pub fn run(args: PromptArgs, config: Config) -> anyhow::Result<ExitCode> {
         window: windows.bytes.clone(),
     });
 
-    let snippets: Vec<ContextSnippet> =
-        retrieval.snippets.iter().map(|s| ContextSnippet { path: s.path.clone(), text: s.text.clone() }).collect();
+    let snippets = context_snippets(&retrieval);
     let language = Language::from_path(&file);
     let relative = file.strip_prefix(&workspace).unwrap_or(&file).to_string_lossy().replace('\\', "/");
     let input = PromptInput {
