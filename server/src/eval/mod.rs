@@ -107,7 +107,8 @@ pub struct EvalArgs {
     /// Test programs running at once [default: the number of cores].
     #[arg(long)]
     jobs: Option<usize>,
-    /// Time limit of one test program, in seconds.
+    /// CPU-time limit of one test program, in seconds (rounded up); the
+    /// wall-clock backstop is four times that plus 10 s.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
     /// Memory limit of one test program, in MiB.
