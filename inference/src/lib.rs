@@ -13,6 +13,7 @@
 //! - Work is cancelled between `decode` calls; the prompt is prefilled in
 //!   chunks so that a cancel waits for at most one chunk.
 
+pub mod chat;
 pub mod completion;
 pub mod family;
 pub mod hub;
