@@ -90,5 +90,9 @@ pub trait ChatBackend: Send + Sync + 'static {
     fn model(&self) -> String;
 
     /// Answers `request`. The work must stop soon after `cancel` fires.
-    fn chat(&self, request: ChatRequest, cancel: CancellationToken) -> BoxFuture<'static, Result<ChatResponse, ChatError>>;
+    fn chat(
+        &self,
+        request: ChatRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<ChatResponse, ChatError>>;
 }
