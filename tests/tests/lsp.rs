@@ -146,7 +146,9 @@ fn cancel_request_stops_a_long_prefill_and_the_next_request_works() {
     assert!(cancelled_after < Duration::from_secs(5), "cancel took {cancelled_after:?}");
 
     // The engine is free again: a short request does not wait for the
-    // cancelled prefill (thousands of tokens, well over 5 s here).
+    // cancelled prefill (6,000 tokens: 20 s or more at this CPU's best
+    // prompt speed, about 290 tokens/s). The bound leaves room for a
+    // loaded machine.
     let short_uri = file_uri(&root.join("short.py"));
     client.open(&short_uri, "python", "def add(a, b):\n    return ");
     let started = Instant::now();
@@ -161,7 +163,7 @@ fn cancel_request_stops_a_long_prefill_and_the_next_request_works() {
     );
     assert!(next["result"].is_array(), "{next}");
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(5), "the next request waited {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "the next request waited {elapsed:?}");
     assert!(client.shutdown().success());
 }
 
