@@ -9,6 +9,7 @@
 //! events.
 
 pub mod acceptance;
+pub mod calibration;
 pub mod export;
 pub mod funnel;
 pub mod latency;

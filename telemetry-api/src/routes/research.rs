@@ -12,6 +12,7 @@ use crate::db::events::StoredEvent;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use crate::queries::acceptance::{self, AcceptanceRow};
+use crate::queries::calibration::{self, CalibrationRow};
 use crate::queries::export::{self, ExportFormat, ExportParams};
 use crate::queries::funnel::{self, Funnel};
 use crate::queries::latency::{self, LatencyRow};
@@ -105,6 +106,29 @@ pub async fn quality(
 ) -> ApiResult<Json<Vec<QualityRow>>> {
     let scope = Scope::for_caller(&caller, filter.user_id)?;
     Ok(Json(quality::run(&state.pool, scope, &filter).await?))
+}
+
+/// Calibration of confidence (mean token probability) against acceptance
+/// per model: Brier score and reliability bins of width 0.1, over shown or
+/// accepted generations.
+#[utoipa::path(
+    get, path = "/v1/research/calibration", tag = "research",
+    security(("bearer" = [])),
+    params(ResearchFilter),
+    responses(
+        (status = 200, body = Vec<CalibrationRow>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    )
+)]
+pub async fn calibration(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(filter): ApiQuery<ResearchFilter>,
+) -> ApiResult<Json<Vec<CalibrationRow>>> {
+    let scope = Scope::for_caller(&caller, filter.user_id)?;
+    Ok(Json(calibration::run(&state.pool, scope, &filter).await?))
 }
 
 /// Raw events with filters, as JSON (an array) or CSV.

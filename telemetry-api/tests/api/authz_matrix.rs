@@ -144,7 +144,7 @@ fn cases() -> Vec<Case> {
         case(M::POST, Path("/v1/events"), B::OwnBatch, [401, 200, 200, 200], OwnOnly),
         case(M::POST, Path("/v1/events"), B::BatchWithOthersEventId, [401, 200, 200, 200], OwnOnly),
     ];
-    for query in ["acceptance", "funnel", "latency", "quality", "events", "events?format=csv"] {
+    for query in ["acceptance", "funnel", "latency", "quality", "calibration", "events", "events?format=csv"] {
         let path = |p: &str| -> &'static str { Box::leak(p.to_owned().into_boxed_str()) };
         let sep = if query.contains('?') { '&' } else { '?' };
         cases.push(case(

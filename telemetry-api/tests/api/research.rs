@@ -226,6 +226,48 @@ async fn quality_against_ground_truth(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn calibration_bins_and_brier_score(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let (ada, _bob) = dataset(&app).await;
+    // Two m3 completions with their own confidence: 0.25 dismissed, 0.95
+    // accepted; and one never shown, which does not count.
+    let with_confidence = |outcome, confidence: f64| {
+        let mut events = events(&simple("m3", "go", outcome));
+        for event in &mut events {
+            if let EventBody::CompletionGenerated(g) = &mut event.body {
+                g.confidence = Some(confidence);
+            }
+        }
+        events
+    };
+    let mut batch = with_confidence(Outcome::Dismissed, 0.25);
+    batch.extend(with_confidence(Outcome::Accepted, 0.95));
+    batch.extend(with_confidence(Outcome::NotShown, 0.5));
+    app.ingest(&ada, &batch).await;
+
+    let rows = get(&app, &ada, "/v1/research/calibration").await;
+    let models: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["m1", "m2", "m3"]);
+    // m1: four shown at 0.82, three accepted (one in part).
+    let m1 = &rows[0];
+    assert_eq!(m1["generations"], 4);
+    assert!(close(&m1["brier_score"], (3.0 * 0.18f64.powi(2) + 0.82f64.powi(2)) / 4.0), "{m1}");
+    assert!(close(&m1["acceptance_rate"], 0.75));
+    assert_eq!(m1["bins"].as_array().unwrap().len(), 1);
+    assert!(close(&m1["bins"][0]["lower"], 0.8));
+    let m3 = &rows[2];
+    assert_eq!(m3["generations"], 2);
+    assert!(close(&m3["brier_score"], (0.25f64.powi(2) + 0.05f64.powi(2)) / 2.0), "{m3}");
+    let bins: Vec<(f64, f64)> = m3["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["lower"].as_f64().unwrap(), b["acceptance_rate"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(bins, [(0.2, 0.0), (0.9, 1.0)]);
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn event_export_as_json_and_csv(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let (ada, bob) = dataset(&app).await;
