@@ -1,7 +1,7 @@
 //! Research queries on a small dataset whose answers are known.
 
 use axum::http::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -268,7 +268,7 @@ async fn calibration_bins_and_brier_score(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn event_export_as_json_and_csv(pool: PgPool) {
+async fn event_export_as_json_jsonl_and_csv_with_pseudonyms(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let (ada, bob) = dataset(&app).await;
     let researcher = create_actor(&pool, Role::Researcher).await;
@@ -276,8 +276,11 @@ async fn event_export_as_json_and_csv(pool: PgPool) {
     let accepted = get(&app, &researcher, "/v1/research/events?kind=accepted&model=m1").await;
     assert_eq!(accepted.as_array().unwrap().len(), 2 + 5);
     let bobs = get(&app, &researcher, &format!("/v1/research/events?user_id={}", bob.id)).await;
-    assert!(bobs.as_array().unwrap().iter().all(|e| e["user_id"] == bob.id.to_string()));
     assert_eq!(bobs.as_array().unwrap().len(), 5 * 4);
+    let bob_pseudonym = bobs[0]["user"].as_str().unwrap().to_owned();
+    assert!(bob_pseudonym.starts_with("u_"), "{bob_pseudonym}");
+    assert!(bobs.as_array().unwrap().iter().all(|e| e["user"] == bob_pseudonym.as_str()));
+    assert!(!bobs.to_string().contains(&bob.id.to_string()), "exports carry no account ids");
     let python = get(&app, &researcher, "/v1/research/events?language=python&kind=shown").await;
     assert_eq!(python.as_array().unwrap().len(), 2);
     let limited = get(&app, &researcher, "/v1/research/events?limit=3").await;
@@ -290,8 +293,38 @@ async fn event_export_as_json_and_csv(pool: PgPool) {
     assert_eq!(resp.headers["content-type"], "text/csv; charset=utf-8");
     let csv = resp.text();
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("id,user_id,kind,occurred_at"));
+    assert!(lines[0].starts_with("id,user,kind,occurred_at"));
     assert_eq!(lines.len(), 1 + 6);
-    assert!(lines[1..].iter().all(|l| l.contains(&ada.id.to_string()) && l.contains(",shown,")));
+    let ada_pseudonym = lines[1].split(',').nth(1).unwrap().to_owned();
+    assert_ne!(ada_pseudonym, bob_pseudonym);
+    assert!(lines[1..].iter().all(|l| l.contains(&format!(",{ada_pseudonym},shown,"))));
+    assert!(!csv.contains(&ada.id.to_string()));
     assert!(lines[1].contains(r#""{""completion_id"":"#), "{}", lines[1]);
+
+    let resp = app.get("/v1/research/events?kind=shown&format=jsonl").token(&ada.token).send().await;
+    assert_eq!(resp.headers["content-type"], "application/jsonl; charset=utf-8");
+    let events: Vec<Value> = resp.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 6);
+    assert!(events.iter().all(|e| e["user"] == ada_pseudonym.as_str() && e["kind"] == "shown"));
+    // The same pseudonym in every export.
+    let again = get(&app, &researcher, &format!("/v1/research/events?user_id={}&limit=1", bob.id)).await;
+    assert_eq!(again[0]["user"], bob_pseudonym.as_str());
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn exports_hold_source_text_only_while_its_owner_consents(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let ada = app.register_and_login("ada@example.com").await;
+    let consent =
+        |code: bool| app.put("/v1/me/consent").token(&ada.token).json(json!({"usage": true, "code": code})).send();
+    assert_eq!(consent(true).await.status, StatusCode::OK);
+    let mut request = example::completion_request(Uuid::new_v4(), "rust");
+    request.prefix = Some("fn secret() {".into());
+    app.ingest(&ada, &[Event::now(EventBody::CompletionRequested(request))]).await;
+    let export = || get(&app, &ada, "/v1/research/events?kind=completion_requested");
+    assert_eq!(export().await[0]["data"]["prefix"], "fn secret() {");
+    assert_eq!(consent(false).await.status, StatusCode::OK);
+    let exported = export().await;
+    assert!(exported[0]["data"].get("prefix").is_none(), "{exported}");
+    assert_eq!(exported[0]["data"]["caret_line"], 41);
 }
