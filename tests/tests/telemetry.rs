@@ -205,3 +205,43 @@ fn ten_thousand_events_survive_api_kills_and_a_postgres_restart_exactly_once() {
     assert_eq!(stored_ids, sent, "the stored ids are the sent ids");
     drop(api);
 }
+
+#[test]
+fn events_spooled_while_the_api_is_down_are_replayed_on_the_next_start() {
+    let db = TestDatabase::create(&database_server_url(), "weft_e2e_spool");
+    let port = free_port();
+    let api = Api::start(&db.url, port);
+    let (_, token) = api.register("spool@example.com");
+    let (url, port) = api.kill();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let spool = dir.path().join("spool");
+    std::fs::write(
+        &config,
+        format!("[telemetry]\nendpoint = \"http://127.0.0.1:{port}\"\ntoken = {token:?}\nspool_dir = {spool:?}\n"),
+    )
+    .unwrap();
+    let emit = |count: usize| {
+        let out = Command::new(weft_binary())
+            .args(["telemetry", "emit", "--count", &count.to_string(), "--drain-secs", "0"])
+            .env("WEFT_CONFIG", &config)
+            .env("WEFT_LOG", "error")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.success(), report)
+    };
+
+    // Nothing listens: the events wait in the spool, and the exit code says so.
+    let (ok, report) = emit(50);
+    assert!(!ok, "{report}");
+    assert_eq!((report["spooled"].as_u64(), report["left_in_spool"].as_u64()), (Some(50), Some(50)), "{report}");
+
+    // The next start replays them before anything else.
+    let _api = Api::start(&url, port);
+    let (ok, report) = emit(0);
+    assert!(ok, "{report}");
+    assert_eq!(report["accepted"], 50, "{report}");
+    assert_eq!(column(&db.url, "select count(*) from events"), ["50"]);
+}
