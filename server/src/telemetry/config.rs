@@ -16,6 +16,9 @@ pub struct TelemetryConfig {
     /// A bearer token from `POST /v1/auth/login` (env `WEFT_TELEMETRY_TOKEN`).
     pub token: Option<String>,
     pub consent: ConsentConfig,
+    /// The A/B study arm this installation belongs to, sent with every
+    /// request (env `WEFT_TELEMETRY_STUDY_ARM`).
+    pub study_arm: Option<String>,
     /// Where events wait while the API is unreachable (env
     /// `WEFT_TELEMETRY_SPOOL_DIR`; default `$XDG_STATE_HOME/weft/telemetry-spool`).
     pub spool_dir: Option<PathBuf>,
@@ -61,6 +64,7 @@ impl Default for TelemetryConfig {
             endpoint: None,
             token: None,
             consent: ConsentConfig::default(),
+            study_arm: None,
             spool_dir: None,
             queue_capacity: 10_000,
             batch_size: 500,
@@ -84,6 +88,9 @@ impl TelemetryConfig {
         }
         if let Some(v) = env("WEFT_TELEMETRY_TOKEN") {
             self.token = Some(v);
+        }
+        if let Some(v) = env("WEFT_TELEMETRY_STUDY_ARM") {
+            self.study_arm = Some(v);
         }
         if let Some(v) = env("WEFT_TELEMETRY_SPOOL_DIR") {
             self.spool_dir = Some(PathBuf::from(v));

@@ -14,10 +14,13 @@ use crate::prompt_cmd::BYTES_PER_TOKEN;
 
 /// The wire event of a fact, or `None` for facts that are not events (the
 /// client's name).
-pub fn to_wire(event: TelemetryEvent, session_id: Uuid) -> Option<Event> {
+pub fn to_wire(event: TelemetryEvent, session_id: Uuid, study_arm: Option<&str>) -> Option<Event> {
     let body = match event.data {
         TelemetryData::Client { .. } => return None,
-        TelemetryData::Requested(facts) => EventBody::CompletionRequested(requested(facts)),
+        TelemetryData::Requested(facts) => EventBody::CompletionRequested(CompletionRequested {
+            study_arm: study_arm.map(str::to_owned),
+            ..requested(facts)
+        }),
         TelemetryData::Generated(facts) => EventBody::CompletionGenerated(generation(facts)),
         TelemetryData::Outcome(o) => {
             let outcome = CompletionOutcome { completion_id: o.completion_id, model: o.model };
@@ -83,6 +86,7 @@ fn requested(f: RequestFacts) -> CompletionRequested {
         }),
         prefix: f.prefix,
         suffix: f.suffix,
+        study_arm: None,
     }
 }
 
@@ -140,7 +144,7 @@ mod tests {
     use super::*;
 
     fn event(data: TelemetryData) -> Event {
-        to_wire(TelemetryEvent { at: SystemTime::now(), data }, Uuid::nil()).unwrap()
+        to_wire(TelemetryEvent { at: SystemTime::now(), data }, Uuid::nil(), Some("control")).unwrap()
     }
 
     #[test]
@@ -200,6 +204,7 @@ mod tests {
         let EventBody::CompletionRequested(r) = &events[0].body else { panic!() };
         assert_eq!((r.relative_position, r.context_sources[0].tokens), (0.25, 101));
         assert_eq!(r.behaviour.as_ref().unwrap().ms_since_last_shown, Some(1500));
+        assert_eq!(r.study_arm.as_deref(), Some("control"));
         let EventBody::CompletionGenerated(g) = &events[1].body else { panic!() };
         assert_eq!((g.prompt_tokens, g.reused_tokens, g.completion_tokens), (40, 30, 3));
         assert_eq!(g.latency.prefill_ms, 10.5);

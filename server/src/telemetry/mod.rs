@@ -35,6 +35,7 @@ pub const EXIT_DRAIN: Duration = Duration::from_secs(2);
 pub struct TelemetryRecorder {
     queue: Arc<QueueHandle>,
     session_id: Uuid,
+    study_arm: Option<String>,
     client: Mutex<Arc<ClientInfo>>,
 }
 
@@ -55,7 +56,7 @@ impl TelemetrySink for TelemetryRecorder {
             });
             return;
         }
-        let Some(event) = convert::to_wire(event, self.session_id) else { return };
+        let Some(event) = convert::to_wire(event, self.session_id, self.study_arm.as_deref()) else { return };
         if let Err(reason) = event.validate() {
             tracing::debug!("telemetry event left out: {reason}");
             return;
@@ -81,6 +82,7 @@ impl Telemetry {
         let recorder = TelemetryRecorder {
             queue: pipeline.queue().clone(),
             session_id: Uuid::new_v4(),
+            study_arm: config.study_arm.clone(),
             client: Mutex::new(Arc::new(ClientInfo {
                 plugin_version: env!("CARGO_PKG_VERSION").to_owned(),
                 os: std::env::consts::OS.to_owned(),

@@ -12,6 +12,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use crate::queries::acceptance::{self, AcceptanceRow};
+use crate::queries::arms::{self, ArmRow};
 use crate::queries::calibration::{self, CalibrationRow};
 use crate::queries::export::{self, ExportParams, ExportedEvent};
 use crate::queries::funnel::{self, Funnel};
@@ -129,6 +130,29 @@ pub async fn calibration(
 ) -> ApiResult<Json<Vec<CalibrationRow>>> {
     let scope = Scope::for_caller(&caller, filter.user_id)?;
     Ok(Json(calibration::run(&state.pool, scope, &filter).await?))
+}
+
+/// A/B study arms side by side: users, requested, shown, accepted,
+/// acceptance rate with its Wilson 95% interval, median latency. Arms are
+/// named by the clients' requests (`study_arm`).
+#[utoipa::path(
+    get, path = "/v1/research/arms", tag = "research",
+    security(("bearer" = [])),
+    params(ResearchFilter),
+    responses(
+        (status = 200, body = Vec<ArmRow>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    )
+)]
+pub async fn arms(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(filter): ApiQuery<ResearchFilter>,
+) -> ApiResult<Json<Vec<ArmRow>>> {
+    let scope = Scope::for_caller(&caller, filter.user_id)?;
+    Ok(Json(arms::run(&state.pool, scope, &filter).await?))
 }
 
 /// Raw events with filters, streamed as JSON (an array), JSON lines or CSV.

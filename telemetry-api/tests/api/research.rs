@@ -268,6 +268,48 @@ async fn calibration_bins_and_brier_score(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn study_arms_side_by_side(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let (ada, bob) = dataset(&app).await;
+    let in_arm = |arm: &str, outcome| {
+        let mut events = events(&simple("m1", "rust", outcome));
+        for event in &mut events {
+            if let EventBody::CompletionRequested(r) = &mut event.body {
+                r.study_arm = Some(arm.to_owned());
+            }
+        }
+        events
+    };
+    // Control: 2 shown, 1 accepted, 1 never shown. Treatment: 3 shown, 3 accepted.
+    let mut batch = in_arm("control", Outcome::Accepted);
+    batch.extend(in_arm("control", Outcome::Dismissed));
+    batch.extend(in_arm("control", Outcome::NotShown));
+    app.ingest(&ada, &batch).await;
+    let batch: Vec<Event> = (0..3).flat_map(|_| in_arm("treatment", Outcome::Partial(1))).collect();
+    app.ingest(&bob, &batch).await;
+
+    let researcher = create_actor(&pool, Role::Researcher).await;
+    let rows = get(&app, &researcher, "/v1/research/arms").await;
+    let summary: Vec<(String, i64, i64, i64, i64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_i64().unwrap();
+            (r["arm"].as_str().unwrap().to_owned(), n("users"), n("requested"), n("shown"), n("accepted"))
+        })
+        .collect();
+    assert_eq!(summary, [("control".to_owned(), 1, 3, 2, 1), ("treatment".to_owned(), 1, 3, 3, 3)]);
+    let (low, high) = wilson_interval(1, 2);
+    assert!(close(&rows[0]["ci_low"], low) && close(&rows[0]["ci_high"], high), "{rows}");
+    assert!(close(&rows[0]["median_latency_ms"], 10.0));
+    // A user sees only their own arm.
+    let own = get(&app, &ada, "/v1/research/arms").await;
+    assert_eq!(own.as_array().unwrap().len(), 1);
+    assert_eq!(own[0]["arm"], "control");
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn event_export_as_json_jsonl_and_csv_with_pseudonyms(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let (ada, bob) = dataset(&app).await;
