@@ -284,7 +284,6 @@ impl Sender {
     /// Sends every spooled segment, oldest first, deleting each once the API
     /// has answered for all its events. False at the first failure.
     async fn replay(&mut self) -> bool {
-        self.spool.seal();
         let segments = match self.spool.segments() {
             Ok(segments) => segments,
             Err(err) => {

@@ -1,26 +1,28 @@
 //! The disk spool: events waiting while the telemetry API is unreachable.
 //!
-//! A spool is a directory of segment files named by a sequence number
-//! (`00000000000000000042.jsonl`), one JSON line per event with the client
-//! info of its batch. Appends are fsynced before they return, and a new
-//! segment's directory entry is fsynced too, so an event the spool took
-//! survives a crash of the process or the machine. Segments are replayed
-//! oldest first and deleted once the API has answered for every event in
-//! them; a segment sent twice (a crash between sending and deleting) is
-//! harmless because the API ignores event ids it has seen.
+//! A spool is a directory of segment files, one JSON line per event with the
+//! client info of its batch. Each append is one new segment: written to a
+//! temporary file, fsynced, renamed into place and the directory fsynced, so
+//! that an event the spool took survives a crash of the process or the
+//! machine, and a visible segment is complete and never changes. Segment
+//! names start with the time of the append in nanoseconds, so replays go
+//! oldest first.
 //!
-//! A line cut short by a crash during an append is skipped on replay (it
-//! was never acknowledged to anyone).
+//! Several `weft` processes (one per editor window) may share a spool
+//! directory: any of them may replay any segment. Two replaying the same
+//! segment at once send its events twice, which the API ignores (event
+//! ids), and the second deletion finds nothing to delete.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use weft_telemetry_wire::{ClientInfo, Event};
 
-/// A segment is closed for appends after this many events.
-const SEGMENT_EVENTS: usize = 5_000;
+/// Temporary files older than this are left over from a crash mid-append.
+const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 
 /// One spooled event.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -31,52 +33,57 @@ pub struct SpooledEvent {
 
 pub struct Spool {
     dir: PathBuf,
-    /// The segment appends go to, and its event count.
-    open: Option<(PathBuf, File, usize)>,
-    next_seq: u64,
+    /// Distinguishes this process's segment names from other processes'.
+    writer: String,
+    appended: u64,
 }
 
 impl Spool {
-    /// Opens (creating) the spool directory.
+    /// Opens (creating) the spool directory and removes temporary files
+    /// left over by crashes.
     pub fn open(dir: &Path) -> io::Result<Spool> {
         fs::create_dir_all(dir)?;
-        let mut spool = Spool { dir: dir.to_owned(), open: None, next_seq: 0 };
-        spool.next_seq = spool.segments()?.iter().filter_map(|p| segment_seq(p)).max().map_or(0, |s| s + 1);
-        Ok(spool)
+        for entry in fs::read_dir(dir)?.filter_map(Result::ok) {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMPORARY));
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") && stale {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(Spool {
+            dir: dir.to_owned(),
+            writer: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            appended: 0,
+        })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Appends events and fsyncs them.
+    /// Writes events as a new segment, durably.
     pub fn append(&mut self, events: &[SpooledEvent]) -> io::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        if self.open.as_ref().is_none_or(|(_, _, n)| *n >= SEGMENT_EVENTS) {
-            let path = self.dir.join(format!("{:020}.jsonl", self.next_seq));
-            self.next_seq += 1;
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            // The new name must survive a crash too.
-            File::open(&self.dir)?.sync_all()?;
-            self.open = Some((path, file, 0));
-        }
-        let (_, file, count) = self.open.as_mut().expect("opened above");
         let mut buffer = Vec::with_capacity(events.len() * 512);
         for event in events {
             serde_json::to_writer(&mut buffer, event).map_err(io::Error::other)?;
             buffer.push(b'\n');
         }
+        self.appended += 1;
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name = format!("{nanos:020}-{}-{:06}.jsonl", self.writer, self.appended);
+        let temporary = self.dir.join(format!(".tmp-{name}"));
+        let mut file = File::create(&temporary)?;
         file.write_all(&buffer)?;
-        file.sync_data()?;
-        *count += events.len();
-        Ok(())
-    }
-
-    /// Closes the segment appends go to, so that it can be replayed.
-    pub fn seal(&mut self) {
-        self.open = None;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temporary, self.dir.join(name))?;
+        // The new name must survive a crash too.
+        File::open(&self.dir)?.sync_all()
     }
 
     /// Segment files, oldest first.
@@ -84,7 +91,7 @@ impl Spool {
         let mut segments: Vec<PathBuf> = fs::read_dir(&self.dir)?
             .filter_map(Result::ok)
             .map(|entry| entry.path())
-            .filter(|path| segment_seq(path).is_some())
+            .filter(|path| is_segment(path))
             .collect();
         segments.sort();
         Ok(segments)
@@ -94,12 +101,17 @@ impl Spool {
         Ok(self.segments()?.is_empty())
     }
 
-    /// The events of one segment; lines that do not parse (a torn last
-    /// write) are skipped and counted.
+    /// The events of one segment (none if another process took it); lines
+    /// that do not parse are skipped and counted.
     pub fn read(path: &Path) -> io::Result<(Vec<SpooledEvent>, usize)> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(err) => return Err(err),
+        };
         let mut events = Vec::new();
         let mut skipped = 0;
-        for line in BufReader::new(File::open(path)?).lines() {
+        for line in BufReader::new(file).lines() {
             let line = match line {
                 Ok(line) => line,
                 Err(err) if err.kind() == io::ErrorKind::InvalidData => {
@@ -119,18 +131,19 @@ impl Spool {
         Ok((events, skipped))
     }
 
-    /// Deletes a replayed segment.
+    /// Deletes a replayed segment (already gone is fine).
     pub fn remove(&mut self, path: &Path) -> io::Result<()> {
-        if self.open.as_ref().is_some_and(|(open, _, _)| open == path) {
-            self.open = None;
+        match fs::remove_file(path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
         }
-        fs::remove_file(path)
     }
 }
 
-fn segment_seq(path: &Path) -> Option<u64> {
-    let name = path.file_name()?.to_str()?;
-    name.strip_suffix(".jsonl")?.parse().ok()
+fn is_segment(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|name| name.ends_with(".jsonl") && name.as_bytes().first().is_some_and(u8::is_ascii_digit))
 }
 
 #[cfg(test)]
@@ -147,6 +160,10 @@ mod tests {
         SpooledEvent { client: ClientInfo::default(), event }
     }
 
+    fn ids(spool: &Spool) -> Vec<u128> {
+        spool.segments().unwrap().iter().flat_map(|s| Spool::read(s).unwrap().0).map(|e| e.event.id.as_u128()).collect()
+    }
+
     #[test]
     fn appended_events_are_replayed_in_order_across_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -157,25 +174,42 @@ mod tests {
         drop(spool);
         let mut spool = Spool::open(dir.path()).unwrap();
         spool.append(&[event(4)]).unwrap();
-        let segments = spool.segments().unwrap();
-        assert_eq!(segments.len(), 2, "a reopened spool starts a new segment");
-        let ids: Vec<u128> =
-            segments.iter().flat_map(|s| Spool::read(s).unwrap().0).map(|e| e.event.id.as_u128()).collect();
-        assert_eq!(ids, [1, 2, 3, 4]);
-        for segment in &segments {
-            spool.remove(segment).unwrap();
+        assert_eq!(spool.segments().unwrap().len(), 3, "one segment per append");
+        assert_eq!(ids(&spool), [1, 2, 3, 4]);
+        for segment in spool.segments().unwrap() {
+            spool.remove(&segment).unwrap();
+            spool.remove(&segment).unwrap();
         }
         assert!(spool.is_empty().unwrap());
     }
 
     #[test]
-    fn a_torn_last_line_is_skipped() {
+    fn processes_sharing_a_spool_never_lose_each_others_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Spool::open(dir.path()).unwrap();
+        let mut replayer = Spool::open(dir.path()).unwrap();
+        writer.append(&[event(1)]).unwrap();
+        // The other process replays and deletes what is there...
+        for segment in replayer.segments().unwrap() {
+            assert_eq!(Spool::read(&segment).unwrap().0.len(), 1);
+            replayer.remove(&segment).unwrap();
+        }
+        // ...and this one's next append is a new, complete segment.
+        writer.append(&[event(2), event(3)]).unwrap();
+        assert_eq!(ids(&replayer), [2, 3]);
+        assert_eq!(Spool::read(&dir.path().join("00000000000000000001-gone.jsonl")).unwrap().0, []);
+    }
+
+    #[test]
+    fn a_torn_line_is_skipped_and_temporary_files_are_not_segments() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::open(dir.path()).unwrap();
         spool.append(&[event(1)]).unwrap();
         let segment = spool.segments().unwrap().remove(0);
-        let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+        let mut file = std::fs::OpenOptions::new().append(true).open(&segment).unwrap();
         file.write_all(br#"{"client":{},"event":{"id":"#).unwrap();
+        std::fs::write(dir.path().join(".tmp-00000000000000000002-x-000001.jsonl"), "partial").unwrap();
+        assert_eq!(spool.segments().unwrap(), std::slice::from_ref(&segment));
         let (events, skipped) = Spool::read(&segment).unwrap();
         assert_eq!((events.len(), skipped), (1, 1));
     }
