@@ -502,6 +502,9 @@ impl LanguageServer for Backend {
                 cancel.cancel();
             }
         }
+        if let Some(tracker) = &self.telemetry {
+            tracker.closed(&uri);
+        }
         if let Some(path) = params.text_document.uri.to_file_path() {
             guard_notification("textDocument/didClose", || self.context.close(&path));
         }

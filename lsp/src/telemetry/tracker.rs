@@ -281,6 +281,14 @@ impl CompletionTracker {
         }
     }
 
+    /// The document was closed: its completions keep the text they had, and
+    /// their snapshots report it (a reopened document starts afresh).
+    pub fn closed(&self, uri: &str) {
+        for c in self.lock().completions.values_mut().filter(|c| c.uri == uri) {
+            c.uri.clear();
+        }
+    }
+
     /// Starts the snapshot timers of one completion; timers of an earlier
     /// `schedule` stop when they see a newer one.
     fn schedule_snapshots(&self, output_id: &str, schedule: u64) {

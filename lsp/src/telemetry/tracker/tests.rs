@@ -186,3 +186,19 @@ fn utf16_lengths_become_characters() {
     assert_eq!(file_extension("file:///w/.bashrc"), None);
     assert_eq!(file_extension("untitled:Untitled-1"), None);
 }
+
+#[tokio::test]
+async fn a_closed_document_keeps_its_last_text_for_the_snapshots() {
+    let sink = Arc::new(Recorded::default());
+    let tracker = tracker(sink.clone());
+    let mut doc = Doc::new("x = add(\n");
+    tracker.answered(SystemTime::now(), request(), URI, 8, &[output("c1", "1, 2)")]);
+    doc.insert(&tracker, 8, "1, 2)");
+    tracker.accepted("c1");
+    tracker.closed(URI);
+    // Reopened with other text: its edits are not this completion's.
+    let mut doc = Doc::new("print(\n");
+    doc.insert(&tracker, 0, "zzz");
+    let snapshots = sink.wait_for_snapshots(2).await;
+    assert!(snapshots.iter().all(|s| s.text == "1, 2)"), "{snapshots:?}");
+}
