@@ -32,6 +32,23 @@ fn column(url: &str, sql: &str) -> Vec<String> {
     psql(url, sql).unwrap_or_else(|err| panic!("{sql}: {err}"))
 }
 
+/// Opens `path` with `text`, asks for an inline completion at `position`
+/// and reports it shown; returns the URI, the item and its text. One
+/// document per completion, so that each is followed on its own.
+fn show_completion(client: &mut LspClient, path: &Path, text: &str, position: &Value) -> (String, Value, String) {
+    let uri = file_uri(path);
+    client.open(&uri, "python", text);
+    let inline = client.call(
+        "textDocument/inlineCompletion",
+        json!({ "textDocument": { "uri": uri }, "position": position, "context": { "triggerKind": 1 } }),
+        LONG,
+    );
+    let item = inline["result"][0].clone();
+    let insert = item["insertText"].as_str().unwrap_or_else(|| panic!("no inline completion: {inline}")).to_owned();
+    client.notify("textDocument/didShowCompletion", json!({ "item": item }));
+    (uri, item, insert)
+}
+
 /// The JSON value that `sql` (one row, one jsonb column) selects.
 fn json_rows(url: &str, sql: &str) -> Value {
     let rows = column(url, sql);
@@ -39,7 +56,7 @@ fn json_rows(url: &str, sql: &str) -> Value {
 }
 
 #[test]
-fn an_accepted_completion_reaches_postgres_with_its_ground_truth() {
+fn accepted_dismissed_and_partly_accepted_completions_reach_postgres_with_ground_truth() {
     let db = TestDatabase::create(&database_server_url(), "weft_e2e_telemetry");
     let api = Api::start(&db.url, free_port());
     let (user_id, token) = api.register("e2e@example.com");
@@ -74,28 +91,19 @@ fn an_accepted_completion_reaches_postgres_with_its_ground_truth() {
     assert!(init.get("error").is_none(), "{init}");
     client.notify("initialized", json!({}));
 
-    let uri = file_uri(&root.join("greet.py"));
     let text = "def greet(name):\n    message = \"Hello, \" + name + \n    return message\n";
-    client.open(&uri, "python", text);
     let position = json!({ "line": 1, "character": 33 });
-    let inline = client.call(
-        "textDocument/inlineCompletion",
-        json!({ "textDocument": { "uri": uri }, "position": position, "context": { "triggerKind": 1 } }),
-        LONG,
-    );
-    let item = inline["result"][0].clone();
-    let inserted = item["insertText"].as_str().unwrap_or_else(|| panic!("no inline completion: {inline}")).to_owned();
-
-    // What an editor does: show the ghost text, insert it on Tab, then run
-    // the item's command.
-    client.notify("textDocument/didShowCompletion", json!({ "item": item }));
-    client.notify(
-        "textDocument/didChange",
+    let insert_at = |uri: &str, version: i32, at: &Value, text: &str| {
         json!({
-            "textDocument": { "uri": uri, "version": 2 },
-            "contentChanges": [{ "range": { "start": position, "end": position }, "text": inserted }]
-        }),
-    );
+            "textDocument": { "uri": uri, "version": version },
+            "contentChanges": [{ "range": { "start": at, "end": at }, "text": text }]
+        })
+    };
+
+    // Accepted whole: what an editor does is insert the text on Tab, then
+    // run the item's command.
+    let (uri, item, inserted) = show_completion(&mut client, &root.join("accepted.py"), text, &position);
+    client.notify("textDocument/didChange", insert_at(&uri, 2, &position, &inserted));
     let command = &item["command"];
     let accepted = client.call(
         "workspace/executeCommand",
@@ -111,39 +119,72 @@ fn an_accepted_completion_reaches_postgres_with_its_ground_truth() {
     } else {
         json!({ "line": 1 + lines, "character": last_line })
     };
+    client.notify("textDocument/didChange", insert_at(&uri, 3, &after, "  # typed later"));
+
+    // Dismissed with Escape.
+    let (_, item, _) = show_completion(&mut client, &root.join("dismissed.py"), text, &position);
+    client.notify("weft/didDismissCompletion", json!({ "item": item }));
+
+    // Its first character accepted (word-wise acceptance).
+    let (uri, item, partial) = show_completion(&mut client, &root.join("partial.py"), text, &position);
+    let first: String = partial.chars().take(1).collect();
+    client.notify("textDocument/didChange", insert_at(&uri, 2, &position, &first));
     client.notify(
-        "textDocument/didChange",
-        json!({
-            "textDocument": { "uri": uri, "version": 3 },
-            "contentChanges": [{ "range": { "start": after, "end": after }, "text": "  # typed later" }]
-        }),
+        "textDocument/didPartiallyAcceptCompletion",
+        json!({ "item": item, "acceptedLength": first.encode_utf16().count() }),
     );
 
-    let kinds = wait_for(Duration::from_secs(60), "the events and four snapshots in Postgres", || {
+    let kinds = wait_for(Duration::from_secs(60), "the events and 12 snapshots in Postgres", || {
         let kinds = column(&db.url, "select kind from events order by occurred_at, kind");
-        (kinds.iter().filter(|k| *k == "ground_truth").count() == 4).then_some(kinds)
+        (kinds.iter().filter(|k| *k == "ground_truth").count() == 12).then_some(kinds)
     });
-    for kind in ["completion_requested", "completion_generated", "shown", "accepted"] {
-        assert_eq!(kinds.iter().filter(|k| *k == kind).count(), 1, "{kind} in {kinds:?}");
+    let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+    for (kind, n) in [
+        ("completion_requested", 3),
+        ("completion_generated", 3),
+        ("shown", 3),
+        ("accepted", 1),
+        ("dismissed", 1),
+        ("partially_accepted", 1),
+        ("typed_over", 0),
+        ("superseded", 0),
+    ] {
+        assert_eq!(count(kind), n, "{kind} in {kinds:?}");
     }
     let owners = column(&db.url, "select distinct user_id::text || '|' || editor || '|' || editor_version from events");
     assert_eq!(owners, [format!("{user_id}|weft-e2e|1.2.3")]);
     let completions = column(&db.url, "select count(distinct completion_id) from events");
-    assert_eq!(completions, ["1"], "every event belongs to the one completion");
+    assert_eq!(completions, ["3"]);
 
-    let generated = json_rows(&db.url, "select jsonb_agg(text) from generations");
+    let generated = json_rows(
+        &db.url,
+        "select jsonb_agg(g.text) from generations g join completion_outcomes o \
+         on o.completion_id = g.completion_id and o.outcome = 'accepted'",
+    );
     assert_eq!(generated, json!([inserted]));
     let requested = column(
         &db.url,
-        "select trigger_kind || '|' || language || '|' || file_extension || '|' || caret_line || '|' \
+        "select distinct trigger_kind || '|' || language || '|' || file_extension || '|' || caret_line || '|' \
          || document_length from completion_requests",
     );
     assert_eq!(requested, [format!("invoked|python|py|1|{}", text.chars().count())]);
+    let accepted_chars =
+        column(&db.url, "select accepted_chars from completion_outcomes where outcome = 'partially_accepted'");
+    assert_eq!(accepted_chars, ["1"]);
+
     let snapshots = json_rows(
         &db.url,
-        "select jsonb_agg(jsonb_build_array(after_secs, accepted, text) order by after_secs) from ground_truths",
+        "select jsonb_agg(jsonb_build_array(o.outcome, g.after_secs, g.accepted, g.text) \
+                          order by o.outcome, g.after_secs) \
+         from ground_truths g join completion_outcomes o on o.completion_id = g.completion_id \
+         where o.outcome in ('accepted', 'dismissed', 'partially_accepted')",
     );
-    let expected: Vec<Value> = [30, 120, 300, 600].iter().map(|s| json!([s, true, inserted])).collect();
+    let mut expected = Vec::new();
+    for (outcome, accepted, text) in
+        [("accepted", true, inserted.as_str()), ("dismissed", false, ""), ("partially_accepted", true, first.as_str())]
+    {
+        expected.extend([30, 120, 300, 600].iter().map(|s| json!([outcome, s, accepted, text])));
+    }
     assert_eq!(snapshots, Value::Array(expected));
 
     assert!(client.shutdown().success());
