@@ -11,6 +11,7 @@ pub mod position;
 pub mod provider;
 pub mod server;
 pub mod status;
+pub mod telemetry;
 
 pub use provider::{CompletionInput, CompletionOutput, CompletionProvider, ProviderError, Trigger};
 pub use server::{ACCEPT_COMMAND, ServerConfig, serve};

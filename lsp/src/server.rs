@@ -26,6 +26,7 @@ use crate::document::{ContentChange, Document, DocumentStore};
 use crate::position::{self, LspPosition, PositionEncoding};
 use crate::provider::{CompletionInput, CompletionOutput, CompletionProvider, ProviderError, Trigger};
 use crate::status::{self, Health, ShownErrors, StatusParams, WeftStatus};
+use crate::telemetry::{CompletionTracker, RequestTrigger, TelemetrySettings, request_facts};
 
 /// The command a client runs when the user accepts a completion.
 pub const ACCEPT_COMMAND: &str = "weft.completion.accepted";
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     /// Bytes of extra context retrieved at most (the prompt builder then
     /// fits it to its token budget).
     pub context_bytes: usize,
+    /// Where completion telemetry goes; `None` records nothing.
+    pub telemetry: Option<TelemetrySettings>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             completion_items: true,
             cross_file: context.cross_file,
             context_bytes: context.max_bytes,
+            telemetry: None,
         }
     }
 }
@@ -77,6 +81,7 @@ pub fn service(
         .custom_method(crate::frames::MALFORMED, Backend::malformed_message)
         .custom_method("textDocument/didShowCompletion", Backend::did_show_completion)
         .custom_method("textDocument/didPartiallyAcceptCompletion", Backend::did_partially_accept_completion)
+        .custom_method("weft/didDismissCompletion", Backend::did_dismiss_completion)
         .finish()
 }
 
@@ -106,6 +111,8 @@ pub struct Backend {
     context: ContextEngine,
     /// Error messages already shown to the user.
     shown_errors: ShownErrors,
+    /// Follows completions for telemetry, when it is on.
+    telemetry: Option<CompletionTracker>,
 }
 
 #[derive(Default)]
@@ -136,10 +143,12 @@ impl Backend {
             max_bytes: config.context_bytes,
             ..ContextConfig::default()
         });
+        let telemetry = config.telemetry.clone().map(CompletionTracker::new);
         Backend {
             client,
             provider,
             config,
+            telemetry,
             state: Mutex::new(State::default()),
             next_request: AtomicU64::new(1),
             context,
@@ -156,9 +165,9 @@ impl Backend {
     pub async fn inline_completion(&self, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {
         catch_panics("textDocument/inlineCompletion", async {
             let trigger = if params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED {
-                Trigger::Invoked
+                RequestTrigger::Invoked
             } else {
-                Trigger::Automatic
+                RequestTrigger::Automatic
             };
             let tdp = params.text_document_position;
             let Some((outputs, cursor)) = self.generate(&tdp.text_document.uri, tdp.position, trigger).await? else {
@@ -197,6 +206,9 @@ impl Backend {
     pub async fn did_show_completion(&self, params: Value) {
         let id = completion_id(&params["item"]);
         tracing::debug!(id, "completion shown");
+        if let (Some(tracker), Some(id)) = (&self.telemetry, id) {
+            tracker.shown(id);
+        }
     }
 
     /// `textDocument/didPartiallyAcceptCompletion`: part of a suggestion
@@ -205,6 +217,18 @@ impl Backend {
         let id = completion_id(&params["item"]);
         let length = params["acceptedLength"].as_u64();
         tracing::debug!(id, length, "completion partially accepted");
+        if let (Some(tracker), Some(id), Some(length)) = (&self.telemetry, id, length) {
+            tracker.partially_accepted(id, length as usize);
+        }
+    }
+
+    /// `weft/didDismissCompletion`: the user dismissed a suggestion.
+    pub async fn did_dismiss_completion(&self, params: Value) {
+        let id = completion_id(&params["item"]);
+        tracing::debug!(id, "completion dismissed");
+        if let (Some(tracker), Some(id)) = (&self.telemetry, id) {
+            tracker.dismissed(id);
+        }
     }
 
     /// Runs the provider for a cursor, superseding the document's earlier
@@ -213,12 +237,13 @@ impl Backend {
         &self,
         uri: &Uri,
         position: Position,
-        trigger: Trigger,
+        trigger: RequestTrigger,
     ) -> Result<Option<(Vec<CompletionOutput>, Cursor)>> {
+        let started = std::time::SystemTime::now();
         let uri_key = uri.as_str().to_owned();
         let seq = self.next_request.fetch_add(1, Ordering::Relaxed);
         let cancel = CancellationToken::new();
-        let (mut input, cursor, cursor_byte, window) = {
+        let (mut input, cursor, cursor_byte, window, mut facts) = {
             let mut state = self.state();
             let encoding = state.encoding;
             let document = state
@@ -234,6 +259,8 @@ impl Backend {
             let clamped: Position =
                 position::to_lsp(rope, char_idx, encoding).unwrap_or(LspPosition::from(position)).into();
             let windows = prompt_windows(document, char_idx, &self.config);
+            let facts =
+                self.telemetry.as_ref().map(|t| request_facts(t, &uri_key, document, char_idx, &windows, trigger));
             let crlf = windows.crlf;
             let cursor_byte = rope.char_to_byte(char_idx);
             let path = uri.to_file_path().map(|p| p.into_owned());
@@ -249,14 +276,17 @@ impl Backend {
                 language_id: document.language_id().to_owned(),
                 prefix: windows.prefix,
                 suffix: windows.suffix,
-                trigger,
+                trigger: match trigger {
+                    RequestTrigger::Invoked => Trigger::Invoked,
+                    RequestTrigger::Automatic | RequestTrigger::TriggerCharacter => Trigger::Automatic,
+                },
                 prefix_is_complete: windows.prefix_is_complete,
                 snippets: Vec::new(),
             };
             if let Some((_, older)) = state.in_flight.insert(uri_key.clone(), (seq, cancel.clone())) {
                 older.cancel();
             }
-            (input, Cursor { position: clamped, crlf }, cursor_byte, windows.bytes)
+            (input, Cursor { position: clamped, crlf }, cursor_byte, windows.bytes, facts)
         };
         // Retrieval takes the engine's own lock, briefly (milliseconds).
         if let Some(path) = &input.path {
@@ -264,6 +294,9 @@ impl Backend {
             let retrieval = self.context.retrieve(&query);
             tracing::debug!(snippets = retrieval.snippets.len(), micros = retrieval.micros, "context retrieved");
             input.snippets = retrieval.snippets;
+        }
+        if let Some(facts) = &mut facts {
+            facts.context_bytes = crate::telemetry::context_bytes(&input.snippets);
         }
 
         // Dropping this future (on `$/cancelRequest`) cancels the engine.
@@ -275,6 +308,10 @@ impl Backend {
             if state.in_flight.get(&uri_key).is_some_and(|(s, _)| *s == seq) {
                 state.in_flight.remove(&uri_key);
             }
+        }
+        if let (Some(tracker), Some(facts)) = (&self.telemetry, facts) {
+            let outputs = result.as_deref().unwrap_or_default();
+            tracker.answered(started, facts, &uri_key, cursor_byte, outputs);
         }
         match result {
             Ok(outputs) => {
@@ -317,6 +354,9 @@ impl Backend {
             .and_then(Value::as_str)
             .ok_or_else(|| invalid_params(format!("{ACCEPT_COMMAND} takes one argument {{\"id\": string}}")))?;
         tracing::info!(completion = id, "completion accepted");
+        if let Some(tracker) = &self.telemetry {
+            tracker.accepted(id);
+        }
         Ok(None)
     }
 }
@@ -330,6 +370,9 @@ impl LanguageServer for Backend {
             .and_then(|general| general.position_encodings.as_ref())
             .map(|kinds| kinds.iter().map(|kind| kind.as_str().to_owned()).collect());
         let encoding = position::negotiate(offered.as_deref());
+        if let (Some(tracker), Some(info)) = (&self.telemetry, &params.client_info) {
+            tracker.client(info.name.clone(), info.version.clone());
+        }
         let root = params
             .workspace_folders
             .as_ref()
@@ -437,6 +480,10 @@ impl LanguageServer for Backend {
             if let (Some(path), Some(document)) = (params.text_document.uri.to_file_path(), state.documents.get(uri)) {
                 self.context.change(&path, &edits, &changes, document.text());
             }
+            if let (Some(tracker), Some(document)) = (&self.telemetry, state.documents.get(uri)) {
+                let inserted = changes.iter().map(|c| c.text.chars().count()).sum();
+                tracker.edited(uri, &edits, document.text(), inserted);
+            }
             None
         });
         if let Some(Some(err)) = error {
@@ -454,6 +501,9 @@ impl LanguageServer for Backend {
             if let Some((_, cancel)) = state.in_flight.remove(&uri) {
                 cancel.cancel();
             }
+        }
+        if let Some(tracker) = &self.telemetry {
+            tracker.closed(&uri);
         }
         if let Some(path) = params.text_document.uri.to_file_path() {
             guard_notification("textDocument/didClose", || self.context.close(&path));
@@ -493,8 +543,9 @@ impl LanguageServer for Backend {
                 return Ok(None);
             }
             let trigger = match params.context.as_ref().map(|c| c.trigger_kind) {
-                Some(CompletionTriggerKind::INVOKED) => Trigger::Invoked,
-                _ => Trigger::Automatic,
+                Some(CompletionTriggerKind::INVOKED) => RequestTrigger::Invoked,
+                Some(CompletionTriggerKind::TRIGGER_CHARACTER) => RequestTrigger::TriggerCharacter,
+                _ => RequestTrigger::Automatic,
             };
             let tdp = params.text_document_position;
             let Some((outputs, cursor)) = self.generate(&tdp.text_document.uri, tdp.position, trigger).await? else {

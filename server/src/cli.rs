@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::models::ModelsCommand,
     },
+    /// Telemetry pipeline tools: `weft telemetry emit` (synthetic events).
+    Telemetry {
+        #[command(subcommand)]
+        command: crate::telemetry::emit::TelemetryCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -93,14 +98,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(&config)?;
             runtime()?.block_on(crate::models::run(command))
         }
+        Command::Telemetry { command } => {
+            init_logging(&config)?;
+            runtime()?.block_on(crate::telemetry::emit::run(command, &config.telemetry))
+        }
     }
 }
 
 async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let provider = crate::wiring::LlamaProvider::spawn(model_path, config.clone());
-    let server_config = crate::prompt_cmd::server_config(&config, config.lsp.cross_file);
+    let mut server_config = crate::prompt_cmd::server_config(&config, config.lsp.cross_file);
+    // Telemetry that cannot start (an unwritable spool) is logged, never
+    // fatal: completions matter more.
+    let telemetry = crate::telemetry::Telemetry::start(&config.telemetry).unwrap_or_else(|err| {
+        tracing::error!("telemetry is off: {err:#}");
+        None
+    });
+    server_config.telemetry = telemetry.as_ref().map(crate::telemetry::Telemetry::settings);
     weft_lsp::serve(tokio::io::stdin(), tokio::io::stdout(), provider, server_config).await;
+    if let Some(telemetry) = telemetry {
+        tokio::task::spawn_blocking(move || telemetry.finish()).await?;
+    }
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub struct Config {
     pub completion: CompletionConfig,
     pub lsp: LspConfig,
     pub log: LogConfig,
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// Which model to load.
@@ -122,7 +123,7 @@ impl Config {
 
     /// Environment overrides: `WEFT_MODEL`, `WEFT_N_THREADS`,
     /// `WEFT_N_GPU_LAYERS`, `WEFT_N_CTX`, `WEFT_MAX_TOKENS`, `WEFT_LOG`,
-    /// `WEFT_LOG_FILE`.
+    /// `WEFT_LOG_FILE`, and `WEFT_TELEMETRY_*` ([`crate::telemetry::TelemetryConfig`]).
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         fn number<T: std::str::FromStr>(key: &str, value: String) -> anyhow::Result<T> {
             value.parse().map_err(|_| anyhow::anyhow!("{key}={value:?} is not a valid number"))
@@ -148,6 +149,7 @@ impl Config {
         if let Some(v) = env("WEFT_LOG_FILE") {
             self.log.file = Some(PathBuf::from(v));
         }
+        self.telemetry.apply_env(&env)?;
         Ok(())
     }
 

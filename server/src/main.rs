@@ -8,6 +8,7 @@ mod doctor;
 mod eval;
 mod models;
 mod prompt_cmd;
+mod telemetry;
 mod wiring;
 
 use std::process::ExitCode;

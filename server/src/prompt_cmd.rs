@@ -25,7 +25,7 @@ use crate::config::Config;
 
 /// Bytes of code per token, to turn the context token budget into the
 /// byte budget of retrieval (the prompt builder enforces the tokens).
-const BYTES_PER_TOKEN: usize = 3;
+pub(crate) const BYTES_PER_TOKEN: usize = 3;
 
 #[derive(clap::Args, Debug)]
 pub struct PromptArgs {
@@ -64,6 +64,7 @@ pub fn server_config(config: &Config, cross_file: bool) -> weft_lsp::ServerConfi
         completion_items: config.lsp.completion_items,
         cross_file,
         context_bytes: config.engine.budget.context_tokens * BYTES_PER_TOKEN,
+        telemetry: None,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod consent;
 pub mod events;
+pub mod keys;
 pub mod sessions;
 pub mod users;
 

@@ -9,6 +9,8 @@
 //! events.
 
 pub mod acceptance;
+pub mod arms;
+pub mod calibration;
 pub mod export;
 pub mod funnel;
 pub mod latency;

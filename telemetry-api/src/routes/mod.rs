@@ -82,6 +82,8 @@ fn api_router(config: &ServiceConfig) -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(research::funnel))
         .routes(routes!(research::latency))
         .routes(routes!(research::quality))
+        .routes(routes!(research::calibration))
+        .routes(routes!(research::arms))
         .routes(routes!(research::events))
         .split_for_parts()
 }

@@ -2,17 +2,19 @@
 //! user's with `user_id`); users get the same queries over their own data.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use weft_telemetry_wire::ErrorBody;
 
 use crate::auth::AuthUser;
-use crate::db::events::StoredEvent;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use crate::queries::acceptance::{self, AcceptanceRow};
-use crate::queries::export::{self, ExportFormat, ExportParams};
+use crate::queries::arms::{self, ArmRow};
+use crate::queries::calibration::{self, CalibrationRow};
+use crate::queries::export::{self, ExportParams, ExportedEvent};
 use crate::queries::funnel::{self, Funnel};
 use crate::queries::latency::{self, LatencyRow};
 use crate::queries::quality::{self, QualityRow};
@@ -107,14 +109,63 @@ pub async fn quality(
     Ok(Json(quality::run(&state.pool, scope, &filter).await?))
 }
 
-/// Raw events with filters, as JSON (an array) or CSV.
+/// Calibration of confidence (mean token probability) against acceptance
+/// per model: Brier score and reliability bins of width 0.1, over shown or
+/// accepted generations.
+#[utoipa::path(
+    get, path = "/v1/research/calibration", tag = "research",
+    security(("bearer" = [])),
+    params(ResearchFilter),
+    responses(
+        (status = 200, body = Vec<CalibrationRow>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    )
+)]
+pub async fn calibration(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(filter): ApiQuery<ResearchFilter>,
+) -> ApiResult<Json<Vec<CalibrationRow>>> {
+    let scope = Scope::for_caller(&caller, filter.user_id)?;
+    Ok(Json(calibration::run(&state.pool, scope, &filter).await?))
+}
+
+/// A/B study arms side by side: users, requested, shown, accepted,
+/// acceptance rate with its Wilson 95% interval, median latency. Arms are
+/// named by the clients' requests (`study_arm`).
+#[utoipa::path(
+    get, path = "/v1/research/arms", tag = "research",
+    security(("bearer" = [])),
+    params(ResearchFilter),
+    responses(
+        (status = 200, body = Vec<ArmRow>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    )
+)]
+pub async fn arms(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(filter): ApiQuery<ResearchFilter>,
+) -> ApiResult<Json<Vec<ArmRow>>> {
+    let scope = Scope::for_caller(&caller, filter.user_id)?;
+    Ok(Json(arms::run(&state.pool, scope, &filter).await?))
+}
+
+/// Raw events with filters, streamed as JSON (an array), JSON lines or CSV.
+/// Users appear as pseudonyms (`u_…`, stable per deployment); source text
+/// only of users who consent to sharing code.
 #[utoipa::path(
     get, path = "/v1/research/events", tag = "research",
     security(("bearer" = [])),
     params(ExportParams),
     responses(
         (status = 200, description = "Events, oldest first", content(
-            (Vec<StoredEvent> = "application/json"),
+            (Vec<ExportedEvent> = "application/json"),
+            (String = "application/jsonl"),
             (String = "text/csv")
         )),
         (status = 400, body = ErrorBody),
@@ -131,16 +182,10 @@ pub async fn events(
     let limit = params.limit().ok_or_else(|| {
         ApiError::bad_request("invalid_query", format!("`limit` must be 1 to {}", export::MAX_EXPORT_LIMIT))
     })?;
-    let events = export::run(&state.pool, scope, &params, limit).await?;
-    Ok(match params.format {
-        ExportFormat::Json => Json(events).into_response(),
-        ExportFormat::Csv => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"events.csv\""),
-            ],
-            export::to_csv(&events),
-        )
-            .into_response(),
-    })
+    let key = crate::db::keys::pseudonym_key(&state.pool).await?;
+    let format = params.format;
+    let body = Body::from_stream(export::stream(state.pool.clone(), scope, params, limit, key));
+    let disposition = format!("attachment; filename=\"{}\"", format.file_name());
+    Ok(([(header::CONTENT_TYPE, format.content_type().to_owned()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response())
 }

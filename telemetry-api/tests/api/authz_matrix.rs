@@ -144,7 +144,7 @@ fn cases() -> Vec<Case> {
         case(M::POST, Path("/v1/events"), B::OwnBatch, [401, 200, 200, 200], OwnOnly),
         case(M::POST, Path("/v1/events"), B::BatchWithOthersEventId, [401, 200, 200, 200], OwnOnly),
     ];
-    for query in ["acceptance", "funnel", "latency", "quality", "events", "events?format=csv"] {
+    for query in ["acceptance", "funnel", "latency", "quality", "calibration", "arms", "events", "events?format=csv"] {
         let path = |p: &str| -> &'static str { Box::leak(p.to_owned().into_boxed_str()) };
         let sep = if query.contains('?') { '&' } else { '?' };
         cases.push(case(
@@ -197,6 +197,11 @@ async fn world(app: &TestApp) -> World {
     }
     let other = create_actor(pool, Role::User).await;
     let mut other_events = example::accepted_completion("other-model", "cobol", now);
+    for event in &mut other_events {
+        if let weft_telemetry_wire::EventBody::CompletionRequested(r) = &mut event.body {
+            r.study_arm = Some("other-arm".to_owned());
+        }
+    }
     other_events.extend(example::agent_run(now));
     app.ingest(&other, &other_events).await;
     let other_spare_session = open_session(pool, other.id).await.1;
@@ -244,6 +249,7 @@ impl World {
             self.other_spare_session.to_string(),
             "other-model".to_owned(),
             "cobol".to_owned(),
+            "other-arm".to_owned(),
         ];
         markers.extend(self.other_events.iter().map(|e| e.id.to_string()));
         markers
@@ -306,7 +312,10 @@ async fn every_endpoint_by_every_role_on_own_and_others_data(pool: PgPool) {
             } else if resp.status.is_success() && case.sees == Sees::AllIfResearcher && !path.contains("funnel") {
                 // The check above is not vacuous: privileged callers do see
                 // other's data through the same endpoint.
-                assert!(text.contains("other-model"), "{label}: researcher sees all: {text}");
+                assert!(
+                    text.contains("other-model") || text.contains("other-arm"),
+                    "{label}: researcher sees all: {text}"
+                );
             }
             assert_other_untouched(&app, &world, case.changes_other_role, &label).await;
         }

@@ -79,6 +79,7 @@ async fn migrations_replay_on_an_empty_database(pool: PgPool) {
         "generations",
         "ground_truths",
         "login_failures",
+        "service_keys",
         "sessions",
         "users",
     ];

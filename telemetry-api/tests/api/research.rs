@@ -1,7 +1,7 @@
 //! Research queries on a small dataset whose answers are known.
 
 use axum::http::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -226,7 +226,91 @@ async fn quality_against_ground_truth(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn event_export_as_json_and_csv(pool: PgPool) {
+async fn calibration_bins_and_brier_score(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let (ada, _bob) = dataset(&app).await;
+    // Two m3 completions with their own confidence: 0.25 dismissed, 0.95
+    // accepted; and one never shown, which does not count.
+    let with_confidence = |outcome, confidence: f64| {
+        let mut events = events(&simple("m3", "go", outcome));
+        for event in &mut events {
+            if let EventBody::CompletionGenerated(g) = &mut event.body {
+                g.confidence = Some(confidence);
+            }
+        }
+        events
+    };
+    let mut batch = with_confidence(Outcome::Dismissed, 0.25);
+    batch.extend(with_confidence(Outcome::Accepted, 0.95));
+    batch.extend(with_confidence(Outcome::NotShown, 0.5));
+    app.ingest(&ada, &batch).await;
+
+    let rows = get(&app, &ada, "/v1/research/calibration").await;
+    let models: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["m1", "m2", "m3"]);
+    // m1: four shown at 0.82, three accepted (one in part).
+    let m1 = &rows[0];
+    assert_eq!(m1["generations"], 4);
+    assert!(close(&m1["brier_score"], (3.0 * 0.18f64.powi(2) + 0.82f64.powi(2)) / 4.0), "{m1}");
+    assert!(close(&m1["acceptance_rate"], 0.75));
+    assert_eq!(m1["bins"].as_array().unwrap().len(), 1);
+    assert!(close(&m1["bins"][0]["lower"], 0.8));
+    let m3 = &rows[2];
+    assert_eq!(m3["generations"], 2);
+    assert!(close(&m3["brier_score"], (0.25f64.powi(2) + 0.05f64.powi(2)) / 2.0), "{m3}");
+    let bins: Vec<(f64, f64)> = m3["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["lower"].as_f64().unwrap(), b["acceptance_rate"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(bins, [(0.2, 0.0), (0.9, 1.0)]);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn study_arms_side_by_side(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let (ada, bob) = dataset(&app).await;
+    let in_arm = |arm: &str, outcome| {
+        let mut events = events(&simple("m1", "rust", outcome));
+        for event in &mut events {
+            if let EventBody::CompletionRequested(r) = &mut event.body {
+                r.study_arm = Some(arm.to_owned());
+            }
+        }
+        events
+    };
+    // Control: 2 shown, 1 accepted, 1 never shown. Treatment: 3 shown, 3 accepted.
+    let mut batch = in_arm("control", Outcome::Accepted);
+    batch.extend(in_arm("control", Outcome::Dismissed));
+    batch.extend(in_arm("control", Outcome::NotShown));
+    app.ingest(&ada, &batch).await;
+    let batch: Vec<Event> = (0..3).flat_map(|_| in_arm("treatment", Outcome::Partial(1))).collect();
+    app.ingest(&bob, &batch).await;
+
+    let researcher = create_actor(&pool, Role::Researcher).await;
+    let rows = get(&app, &researcher, "/v1/research/arms").await;
+    let summary: Vec<(String, i64, i64, i64, i64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_i64().unwrap();
+            (r["arm"].as_str().unwrap().to_owned(), n("users"), n("requested"), n("shown"), n("accepted"))
+        })
+        .collect();
+    assert_eq!(summary, [("control".to_owned(), 1, 3, 2, 1), ("treatment".to_owned(), 1, 3, 3, 3)]);
+    let (low, high) = wilson_interval(1, 2);
+    assert!(close(&rows[0]["ci_low"], low) && close(&rows[0]["ci_high"], high), "{rows}");
+    assert!(close(&rows[0]["median_latency_ms"], 10.0));
+    // A user sees only their own arm.
+    let own = get(&app, &ada, "/v1/research/arms").await;
+    assert_eq!(own.as_array().unwrap().len(), 1);
+    assert_eq!(own[0]["arm"], "control");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn event_export_as_json_jsonl_and_csv_with_pseudonyms(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let (ada, bob) = dataset(&app).await;
     let researcher = create_actor(&pool, Role::Researcher).await;
@@ -234,8 +318,11 @@ async fn event_export_as_json_and_csv(pool: PgPool) {
     let accepted = get(&app, &researcher, "/v1/research/events?kind=accepted&model=m1").await;
     assert_eq!(accepted.as_array().unwrap().len(), 2 + 5);
     let bobs = get(&app, &researcher, &format!("/v1/research/events?user_id={}", bob.id)).await;
-    assert!(bobs.as_array().unwrap().iter().all(|e| e["user_id"] == bob.id.to_string()));
     assert_eq!(bobs.as_array().unwrap().len(), 5 * 4);
+    let bob_pseudonym = bobs[0]["user"].as_str().unwrap().to_owned();
+    assert!(bob_pseudonym.starts_with("u_"), "{bob_pseudonym}");
+    assert!(bobs.as_array().unwrap().iter().all(|e| e["user"] == bob_pseudonym.as_str()));
+    assert!(!bobs.to_string().contains(&bob.id.to_string()), "exports carry no account ids");
     let python = get(&app, &researcher, "/v1/research/events?language=python&kind=shown").await;
     assert_eq!(python.as_array().unwrap().len(), 2);
     let limited = get(&app, &researcher, "/v1/research/events?limit=3").await;
@@ -248,8 +335,38 @@ async fn event_export_as_json_and_csv(pool: PgPool) {
     assert_eq!(resp.headers["content-type"], "text/csv; charset=utf-8");
     let csv = resp.text();
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("id,user_id,kind,occurred_at"));
+    assert!(lines[0].starts_with("id,user,kind,occurred_at"));
     assert_eq!(lines.len(), 1 + 6);
-    assert!(lines[1..].iter().all(|l| l.contains(&ada.id.to_string()) && l.contains(",shown,")));
+    let ada_pseudonym = lines[1].split(',').nth(1).unwrap().to_owned();
+    assert_ne!(ada_pseudonym, bob_pseudonym);
+    assert!(lines[1..].iter().all(|l| l.contains(&format!(",{ada_pseudonym},shown,"))));
+    assert!(!csv.contains(&ada.id.to_string()));
     assert!(lines[1].contains(r#""{""completion_id"":"#), "{}", lines[1]);
+
+    let resp = app.get("/v1/research/events?kind=shown&format=jsonl").token(&ada.token).send().await;
+    assert_eq!(resp.headers["content-type"], "application/jsonl; charset=utf-8");
+    let events: Vec<Value> = resp.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 6);
+    assert!(events.iter().all(|e| e["user"] == ada_pseudonym.as_str() && e["kind"] == "shown"));
+    // The same pseudonym in every export.
+    let again = get(&app, &researcher, &format!("/v1/research/events?user_id={}&limit=1", bob.id)).await;
+    assert_eq!(again[0]["user"], bob_pseudonym.as_str());
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn exports_hold_source_text_only_while_its_owner_consents(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let ada = app.register_and_login("ada@example.com").await;
+    let consent =
+        |code: bool| app.put("/v1/me/consent").token(&ada.token).json(json!({"usage": true, "code": code})).send();
+    assert_eq!(consent(true).await.status, StatusCode::OK);
+    let mut request = example::completion_request(Uuid::new_v4(), "rust");
+    request.prefix = Some("fn secret() {".into());
+    app.ingest(&ada, &[Event::now(EventBody::CompletionRequested(request))]).await;
+    let export = || get(&app, &ada, "/v1/research/events?kind=completion_requested");
+    assert_eq!(export().await[0]["data"]["prefix"], "fn secret() {");
+    assert_eq!(consent(false).await.status, StatusCode::OK);
+    let exported = export().await;
+    assert!(exported[0]["data"].get("prefix").is_none(), "{exported}");
+    assert_eq!(exported[0]["data"]["caret_line"], 41);
 }

@@ -53,12 +53,22 @@ pub struct CompletionRequested {
     /// Source text after the caret; only with consent for `code`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suffix: Option<String>,
+    /// The arm of an A/B study the client was assigned to (e.g. `control`,
+    /// `context-v2`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study_arm: Option<String>,
 }
 
 impl CompletionRequested {
     pub(crate) fn validate(&self) -> Result<(), String> {
         non_empty("language", &self.language)?;
         in_unit_range("relative_position", self.relative_position)?;
+        if let Some(arm) = &self.study_arm {
+            non_empty("study_arm", arm)?;
+            if arm.len() > 64 {
+                return Err("`study_arm` must be at most 64 bytes".to_owned());
+            }
+        }
         for source in &self.context_sources {
             non_empty("context_sources[].source", &source.source)?;
         }

@@ -57,6 +57,7 @@ pub fn completion_request(completion_id: Uuid, language: &str) -> CompletionRequ
         }),
         prefix: None,
         suffix: None,
+        study_arm: None,
     }
 }
 
