@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weft_inference::chat::{ChatBackend, ChatError, ChatMessage, ChatRequest, LocalChat, LocalChatConfig, Schema};
+use weft_inference::chat::{
+    ChatBackend, ChatError, ChatMessage, ChatRequest, LocalChat, LocalChatConfig, LocalProviderConfig, Schema,
+};
 use weft_inference::{CancellationToken, EngineConfig, LlamaEngine, LoadOptions};
 
 fn model_path() -> PathBuf {
@@ -154,11 +156,19 @@ async fn cancellation_stops_generation_and_the_worker_goes_on() {
 async fn chat_shares_the_completion_engines_weights() {
     let config = EngineConfig { n_ctx: 512, n_threads: Some(1), ..EngineConfig::default() };
     let engine = LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).unwrap();
-    let chat_config = LocalChatConfig { n_ctx: 512, n_threads: Some(1), ..LocalChatConfig::default() };
-    let shared = LocalChat::with_model(engine.model(), chat_config).unwrap();
+    let provider = LocalProviderConfig { n_ctx: 512, n_threads: Some(1), ..LocalProviderConfig::default() };
+    let unused = |name: &str| -> anyhow::Result<PathBuf> { panic!("{name} is not resolved when sharing") };
+    let shared = LocalChat::for_provider(&provider, Some(&engine), &unused).unwrap();
     let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]});
     let messages = vec![ChatMessage::user("Is 2 + 2 = 4? Answer in JSON.")];
     let answer = shared.chat(request(messages, 16, Some(schema)), CancellationToken::new()).await.unwrap();
     let value: Value = serde_json::from_str(&answer.text).unwrap();
     assert!(value["ok"].is_boolean(), "{}", answer.text);
+
+    let err = LocalChat::for_provider(&provider, None, &unused).err().unwrap();
+    assert_eq!(err.to_string(), "no completion model is loaded to share; set `model` for this local chat provider");
+    let named = LocalProviderConfig { model: Some("smollm2".to_owned()), ..provider };
+    let resolve = |name: &str| -> anyhow::Result<PathBuf> { anyhow::bail!("model {name} is not downloaded") };
+    let err = LocalChat::for_provider(&named, None, &resolve).err().unwrap();
+    assert_eq!(err.to_string(), "model smollm2 is not downloaded");
 }
