@@ -28,7 +28,10 @@
 //! A request with a `schema` is sampled under a GBNF grammar made from it
 //! ([`super::grammar`]), so the answer is JSON that satisfies the schema,
 //! unless `max_tokens` cuts it first (then the answer is
-//! [`ChatError::InvalidOutput`]). Generation stops at end of turn, at
+//! [`ChatError::InvalidOutput`]). The schema itself is not added to the
+//! prompt: the grammar forces the keys, and prefill is the expensive part on
+//! a CPU; callers say in their own prompt what each field should hold.
+//! Generation stops at end of turn, at
 //! `max_tokens`, or when the context is full; cancellation is checked between
 //! `decode` calls, and the prompt is prefilled in chunks so a cancel waits for
 //! at most one chunk.
