@@ -127,4 +127,8 @@ pub enum CompletionError {
     Prompt(#[from] crate::prompt::PromptError),
     #[error("llama.cpp failed: {0}")]
     Backend(String),
+    /// A remote completion server failed (after its retries) or its
+    /// circuit breaker is open.
+    #[error("{0}")]
+    Remote(String),
 }

@@ -22,6 +22,8 @@ pub mod llama;
 pub mod postprocess;
 pub mod prompt;
 pub mod registry;
+pub mod remote_completion;
+pub mod resilience;
 
 pub use completion::{Completion, CompletionError, CompletionRequest, FinishReason, SamplingConfig, Timings};
 pub use family::{FimOrder, ModelFamily, PromptFormat};

@@ -4,4 +4,5 @@ mod engine;
 mod model;
 
 pub use engine::{EngineConfig, LlamaEngine, PromptBudgetConfig, default_threads, fit_budget};
+pub(crate) use model::backend;
 pub use model::{LoadOptions, LoadedModel, ModelInfo};

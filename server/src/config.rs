@@ -22,6 +22,8 @@ pub struct Config {
     pub lsp: LspConfig,
     pub log: LogConfig,
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// Chat models of agent workflows: providers, role routes, prices.
+    pub chat: weft_inference::chat::ChatConfig,
 }
 
 /// Which model to load.
@@ -204,6 +206,11 @@ mod tests {
         let config: Config = toml::from_str(text).unwrap();
         assert_eq!(config.engine.n_ctx, 4096);
         assert_eq!(config.model.format, Some(PromptFormat::PrefixOnly));
+        let chat = &config.chat;
+        assert_eq!(chat.default.as_deref(), Some("local"));
+        assert_eq!(chat.routes.len(), 2);
+        assert!(chat.routes.values().all(|provider| chat.providers.contains_key(provider)));
+        assert_eq!(chat.prices["gpt-4o-mini"].completion, 0.6);
     }
 
     #[test]

@@ -106,6 +106,8 @@ struct Job {
 #[derive(Clone)]
 pub struct LlamaEngine {
     jobs: SyncSender<Job>,
+    /// The weights, shared with other contexts (chat) through [`Self::model`].
+    model: Arc<LoadedModel>,
     info: Arc<ModelInfo>,
     capacity: usize,
 }
@@ -122,6 +124,7 @@ impl LlamaEngine {
         let (ready_tx, ready_rx) = mpsc::channel();
         let capacity = config.queue_capacity;
         let config = config.clone();
+        let shared = Arc::clone(&model);
         std::thread::Builder::new().name("weft-llama".into()).spawn(move || {
             let mut worker = match Worker::new(&model, &config) {
                 Ok(worker) => {
@@ -138,11 +141,17 @@ impl LlamaEngine {
             }
         })?;
         ready_rx.recv().map_err(|_| anyhow::anyhow!("the llama.cpp worker thread died while starting"))??;
-        Ok(LlamaEngine { jobs, info, capacity })
+        Ok(LlamaEngine { jobs, model: shared, info, capacity })
     }
 
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// The loaded weights, for another context on the same model
+    /// ([`crate::chat::LocalChat::with_model`]).
+    pub fn model(&self) -> Arc<LoadedModel> {
+        Arc::clone(&self.model)
     }
 
     /// Completes `request`. Cancelling `cancel` (or dropping the returned

@@ -6,6 +6,28 @@
 //! Anthropic Messages API over HTTP (a schema is validated, with one repair
 //! retry). Workflows depend on this trait only, so tests drive them with a
 //! scripted backend.
+//!
+//! Modules: [`schema`] parses the JSON-schema subset steps use and validates
+//! answers; [`grammar`] turns a schema into a GBNF grammar; [`local`] is
+//! [`LocalChat`]; [`RemoteChat`] speaks the providers' wire formats
+//! through `crate::resilience` (retries, circuit breaker); [`ChatRouter`]
+//! picks the backend of each [`AgentRole`] from the `[chat]` config
+//! ([`ChatConfig`]) and prices answers ([`PriceTable`]).
+
+mod config;
+pub mod grammar;
+pub mod local;
+mod remote;
+mod router;
+pub mod schema;
+mod wire;
+
+pub use config::{AgentRole, ChatConfig, LocalProviderConfig, ModelPrice, ProviderConfig, RemoteProviderConfig};
+pub use local::{LocalChat, LocalChatConfig};
+pub use remote::{RemoteChat, RemoteChatConfig};
+pub use router::{ChatRouter, LOCAL, LocalBackendFactory, PriceTable, UsageTotals};
+pub use schema::{Schema, SchemaError, Violation};
+pub use wire::{ANTHROPIC_VERSION, RemoteKind};
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
