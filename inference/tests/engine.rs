@@ -20,7 +20,7 @@ fn model_path() -> PathBuf {
 }
 
 fn start_engine() -> LlamaEngine {
-    let config = EngineConfig { n_threads: Some(2), prefill_chunk: 64, ..EngineConfig::default() };
+    let config = EngineConfig { n_threads: Some(1), prefill_chunk: 64, ..EngineConfig::default() };
     LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).expect("start engine")
 }
 

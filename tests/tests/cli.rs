@@ -8,7 +8,7 @@ fn weft(args: &[&str]) -> Output {
     Command::new(weft_binary())
         .args(args)
         .env("WEFT_CONFIG", fixture("empty-config.toml"))
-        .env("WEFT_N_THREADS", "2")
+        .env("WEFT_N_THREADS", "1")
         .output()
         .expect("run weft")
 }

@@ -23,7 +23,7 @@ fn weft_eval(args: &[&str]) -> Output {
         .arg("eval")
         .args(args)
         .env("WEFT_CONFIG", fixture("empty-config.toml"))
-        .env("WEFT_N_THREADS", "2")
+        .env("WEFT_N_THREADS", "1")
         .env("WEFT_LOG", "info")
         .env_remove("WEFT_TELEMETRY_TOKEN")
         .output()

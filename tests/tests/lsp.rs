@@ -10,7 +10,9 @@ const LONG: Duration = Duration::from_secs(120);
 fn spawn(env: &[(&str, &str)]) -> LspClient {
     let model = test_model();
     let mut env = env.to_vec();
-    env.push(("WEFT_N_THREADS", "2"));
+    // One thread each: tests run in parallel, and two-thread llama.cpp
+    // engines that share two cores wait for each other many times over.
+    env.push(("WEFT_N_THREADS", "1"));
     LspClient::spawn(&["--model", model.to_str().unwrap()], &env)
 }
 

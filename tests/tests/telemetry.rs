@@ -74,7 +74,7 @@ fn accepted_dismissed_and_partly_accepted_completions_reach_postgres_with_ground
     let model = test_model();
     let mut client = LspClient::spawn(
         &["--model", model.to_str().unwrap()],
-        &[("WEFT_CONFIG", config.to_str().unwrap()), ("WEFT_N_THREADS", "2")],
+        &[("WEFT_CONFIG", config.to_str().unwrap()), ("WEFT_N_THREADS", "1")],
     );
     let root = dir.path().join("workspace");
     std::fs::create_dir(&root).unwrap();
