@@ -204,7 +204,7 @@ impl LoadedModel {
     }
 }
 
-/// Whether text can be tokenized in pieces cut at line starts: a BPE
+/// Whether text can be tokenized in pieces cut at `prompt::cut`'s points: a BPE
 /// vocabulary whose pre-tokenizer the cut rule is proven for, and no
 /// user-defined token with whitespace in it (llama.cpp matches those in
 /// plain text before pre-tokenizing, and one could span a cut).

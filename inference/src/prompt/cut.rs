@@ -34,10 +34,11 @@
 //!
 //! A cut depends only on the characters around it, so it holds in any
 //! substring that contains them, and a piece between two cuts contains no
-//! cut of its own. Pieces are words and short runs of code, which repeat:
-//! a cache of their ids answers most of a file's text even the first time. `inference/tests/vocab.rs` checks the rule against the
-//! real vocabularies on real code and on every combination of line ends,
-//! indentation and first characters.
+//! cut of its own. Pieces are words and short runs of code: while the user
+//! types, every piece but the one being typed is the same as a moment ago.
+//! `inference/tests/vocab/cuts.rs` checks the rule against the real
+//! vocabularies on real code, on every combination of line ends,
+//! indentation and first characters, and on random code.
 
 /// `tokenizer.ggml.pre` values whose pre-tokenizer the cuts are proven for.
 pub const CUT_SAFE_PRE_TOKENIZERS: &[&str] = &[
