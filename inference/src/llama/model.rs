@@ -162,29 +162,35 @@ impl Tokenize for LoadedModel {
     fn tokenize_pieces(&self, text: &str, pieces: &[Range<usize>]) -> Vec<Vec<TokenId>> {
         let one_by_one = || pieces.iter().map(|range| self.tokenize(&text[range.clone()])).collect();
         let adjacent = pieces.windows(2).all(|pair| pair[0].end == pair[1].start);
-        let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else { return Vec::new() };
-        if !self.can_cut || pieces.len() == 1 || !adjacent {
+        if !self.can_cut || pieces.len() <= 1 || !adjacent {
             return one_by_one();
         }
+        self.run_ids(text, pieces).unwrap_or_else(one_by_one)
+    }
+}
+
+impl LoadedModel {
+    /// The ids of adjacent `pieces` tokenized in one call and split at the
+    /// pieces' ends by the tokens' byte lengths; `None` if a token spans
+    /// the end of a piece.
+    fn run_ids(&self, text: &str, pieces: &[Range<usize>]) -> Option<Vec<Vec<TokenId>>> {
+        let (first, last) = (pieces.first()?, pieces.last()?);
         let mut ids = self.tokenize(&text[first.start..last.end]).into_iter();
         let mut out = Vec::with_capacity(pieces.len());
         let mut at = first.start;
         for range in pieces {
             let mut piece = Vec::new();
             while at < range.end {
-                let Some(id) = ids.next() else { return one_by_one() };
+                let id = ids.next()?;
                 at += self.token_bytes(id);
                 piece.push(id);
             }
             if at != range.end {
-                return one_by_one();
+                return None;
             }
             out.push(piece);
         }
-        if ids.next().is_some() {
-            return one_by_one();
-        }
-        out
+        ids.next().is_none().then_some(out)
     }
 }
 
