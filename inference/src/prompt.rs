@@ -9,17 +9,38 @@
 //! the prefix window's first line moves in steps of [`LINE_QUANTUM`] lines, so
 //! consecutive prompts share their beginning and the KV cache can be reused.
 
+use std::ops::Range;
+
 use crate::family::{FimOrder, PromptFormat};
 
-pub type TokenId = i32;
+mod cache;
+pub mod cut;
+mod window;
 
-/// The prefix window's first line moves in steps of this many lines.
-pub const LINE_QUANTUM: usize = 32;
+pub use cache::{CacheStats, CachedTokenizer, TokenCache};
+pub use window::{LINE_QUANTUM, prefix_window, suffix_window};
+
+pub type TokenId = i32;
 
 /// A tokenizer: the model's own, or a test double.
 pub trait Tokenize {
     /// Tokenizes plain text: no BOS, special tokens are not parsed.
     fn tokenize(&self, text: &str) -> Vec<TokenId>;
+
+    /// Whether text cut at [`cut::cut_points`] tokenizes, piece by piece,
+    /// to exactly the ids of the whole text. Prompt assembly then tokenizes
+    /// windows in pieces and caches them ([`TokenCache`]).
+    fn can_cut(&self) -> bool {
+        false
+    }
+
+    /// The ids of each of `pieces`: adjacent ranges of `text`, cut at
+    /// [`cut::cut_points`]. A tokenizer with a high cost per call (llama.cpp
+    /// builds its regexes on every call for some families) tokenizes them
+    /// in one call and splits the ids.
+    fn tokenize_pieces(&self, text: &str, pieces: &[Range<usize>]) -> Vec<Vec<TokenId>> {
+        pieces.iter().map(|range| self.tokenize(&text[range.clone()])).collect()
+    }
 }
 
 /// The special tokens a prompt format needs, as ids in one vocabulary.
@@ -100,8 +121,8 @@ pub fn build(
     input: &PromptInput<'_>,
     budget: PromptBudget,
 ) -> Result<Prompt, PromptError> {
-    let (prefix_text, prefix_clipped) = prefix_window(input.prefix, budget.prefix_tokens, tokenizer);
-    let prefix = tokenizer.tokenize(prefix_text);
+    let window::WindowTokens { tokens: prefix, clipped_bytes: prefix_clipped } =
+        window::prefix_tokens(input.prefix, budget.prefix_tokens, tokenizer);
     let mut prompt = Prompt { prefix_tokens: prefix.len(), prefix_clipped_bytes: prefix_clipped, ..Prompt::default() };
     prompt.tokens.extend(special.bos);
 
@@ -113,8 +134,8 @@ pub fn build(
         prompt.tokens.extend(prefix);
         return Ok(prompt);
     }
-    let (suffix_text, suffix_clipped) = suffix_window(input.suffix, budget.suffix_tokens, tokenizer);
-    let suffix = tokenizer.tokenize(suffix_text);
+    let window::WindowTokens { tokens: suffix, clipped_bytes: suffix_clipped } =
+        window::suffix_tokens(input.suffix, budget.suffix_tokens, tokenizer);
     prompt.suffix_tokens = suffix.len();
     prompt.suffix_clipped_bytes = suffix_clipped;
     let need =
@@ -194,95 +215,6 @@ fn context_tokens(
     };
     out.extend(header);
     Ok(out)
-}
-
-/// The end of `prefix` that fits `budget` tokens, starting at a line start
-/// that moves in steps of [`LINE_QUANTUM`] lines. Returns the window and the
-/// number of bytes left out before it.
-pub fn prefix_window<'a>(prefix: &'a str, budget: usize, tokenizer: &dyn Tokenize) -> (&'a str, usize) {
-    let starts = line_starts(prefix);
-    // Count tokens line by line from the cursor backwards until the budget
-    // is spent. Line-wise counts can differ slightly from the window's own
-    // count, so the window is checked again below.
-    let mut used = 0;
-    let mut first_fitting = starts.len();
-    for (i, &start) in starts.iter().enumerate().rev() {
-        let end = starts.get(i + 1).copied().unwrap_or(prefix.len());
-        used += tokenizer.tokenize(&prefix[start..end]).len();
-        if used > budget {
-            break;
-        }
-        first_fitting = i;
-    }
-    if first_fitting == 0 {
-        return (prefix, 0);
-    }
-    // Round the first line up to a multiple of the quantum; halve the
-    // quantum while that would throw away more than half of what fits.
-    let fitting = starts.len() - first_fitting;
-    let mut quantum = LINE_QUANTUM;
-    while quantum > 1 && quantum * 2 > fitting {
-        quantum /= 2;
-    }
-    let mut line = first_fitting.div_ceil(quantum) * quantum;
-    loop {
-        // The cursor's own line is always kept, clipped by characters if it
-        // alone is over budget.
-        if line >= starts.len() - 1 {
-            let start = starts[starts.len() - 1];
-            let tail = clip_front_chars(&prefix[start..], budget * 2);
-            return (tail, prefix.len() - tail.len());
-        }
-        let start = starts[line];
-        if tokenizer.tokenize(&prefix[start..]).len() <= budget {
-            return (&prefix[start..], start);
-        }
-        line += quantum;
-    }
-}
-
-/// The start of `suffix` that fits `budget` tokens, ending at a line end.
-pub fn suffix_window<'a>(suffix: &'a str, budget: usize, tokenizer: &dyn Tokenize) -> (&'a str, usize) {
-    if budget == 0 {
-        return ("", suffix.len());
-    }
-    let mut used = 0;
-    let mut end = 0;
-    for line in suffix.split_inclusive('\n') {
-        used += tokenizer.tokenize(line).len();
-        if used > budget {
-            break;
-        }
-        end += line.len();
-    }
-    if end == 0 {
-        // The rest of the cursor's line alone is over budget.
-        let line = suffix.split_inclusive('\n').next().unwrap_or("");
-        let head = clip_back_chars(line, budget * 2);
-        return (head, suffix.len() - head.len());
-    }
-    (&suffix[..end], suffix.len() - end)
-}
-
-fn line_starts(text: &str) -> Vec<usize> {
-    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1).filter(|&i| i < text.len())).collect()
-}
-
-/// The last `max_chars` characters of `text`.
-fn clip_front_chars(text: &str, max_chars: usize) -> &str {
-    match text.char_indices().rev().nth(max_chars.saturating_sub(1)) {
-        Some((i, _)) if max_chars > 0 => &text[i..],
-        _ if max_chars == 0 => "",
-        _ => text,
-    }
-}
-
-/// The first `max_chars` characters of `text`.
-fn clip_back_chars(text: &str, max_chars: usize) -> &str {
-    match text.char_indices().nth(max_chars) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    }
 }
 
 #[cfg(test)]

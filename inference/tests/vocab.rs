@@ -12,6 +12,9 @@
 
 use std::path::PathBuf;
 
+#[path = "vocab/cuts.rs"]
+mod cuts;
+
 use weft_inference::prompt::{self, PromptBudget, PromptInput, Tokenize};
 use weft_inference::{FimOrder, LoadOptions, LoadedModel, PromptFormat};
 

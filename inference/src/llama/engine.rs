@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::model::{LoadOptions, LoadedModel, ModelInfo};
 use crate::completion::{Completion, CompletionError, CompletionRequest, FinishReason, Timings};
 use crate::postprocess::{LineMode, Postprocessor, line_mode};
-use crate::prompt::{self, PromptBudget, PromptInput, TokenId};
+use crate::prompt::{self, PromptBudget, PromptInput, TokenCache, TokenId};
 
 /// Settings of one loaded model and its context.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -185,6 +185,8 @@ struct Worker<'m> {
     n_ctx: usize,
     chunk: usize,
     budget: PromptBudget,
+    /// Token ids of window and snippet pieces from earlier prompts.
+    tokens: TokenCache,
 }
 
 impl<'m> Worker<'m> {
@@ -207,6 +209,7 @@ impl<'m> Worker<'m> {
             n_ctx,
             chunk,
             budget: config.budget.into(),
+            tokens: TokenCache::default(),
         })
     }
 
@@ -241,7 +244,7 @@ impl<'m> Worker<'m> {
             info.detection.format,
             info.fim_order,
             self.model.special_tokens(),
-            self.model,
+            &self.tokens.tokenizer(self.model),
             &input,
             fit_budget(self.budget, self.n_ctx, request.max_tokens),
         )?;

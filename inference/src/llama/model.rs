@@ -1,7 +1,9 @@
 //! A GGUF model loaded through llama.cpp, with what prompting needs of it.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
@@ -9,6 +11,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token_type::LlamaTokenAttr;
 use serde::Serialize;
 
 use crate::family::{self, Detection, FimOrder, ModelTraits, PromptFormat};
@@ -56,6 +59,11 @@ pub struct LoadedModel {
     info: ModelInfo,
     special: SpecialTokens,
     stop_tokens: Vec<TokenId>,
+    /// Whether the tokenizer can be cut at [`crate::prompt::cut`]'s points.
+    can_cut: bool,
+    /// Bytes of text per token id, filled in as ids are seen
+    /// (`u32::MAX`: not yet known).
+    token_bytes: Vec<AtomicU32>,
 }
 
 impl LoadedModel {
@@ -102,7 +110,9 @@ impl LoadedModel {
             has_chat_template: traits.has_chat_template,
             load_ms,
         };
-        Ok(LoadedModel { model, info, special, stop_tokens })
+        let can_cut = can_cut(&model);
+        let token_bytes = (0..model.n_vocab().max(0)).map(|_| AtomicU32::new(u32::MAX)).collect();
+        Ok(LoadedModel { model, info, special, stop_tokens, can_cut, token_bytes })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -138,6 +148,84 @@ impl Tokenize for LoadedModel {
         }
         self.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
     }
+
+    fn can_cut(&self) -> bool {
+        self.can_cut
+    }
+
+    /// Adjacent pieces in one call to llama.cpp, whose cost per call is
+    /// high for some families (it builds std::regex objects on every call
+    /// for DeepSeek-Coder and StarCoder); the ids are split at the pieces'
+    /// ends by their byte lengths. Cut points never fall inside a token, so
+    /// a token that spans one means the text was not cut where it may be:
+    /// the pieces are then tokenized one by one.
+    fn tokenize_pieces(&self, text: &str, pieces: &[Range<usize>]) -> Vec<Vec<TokenId>> {
+        let one_by_one = || pieces.iter().map(|range| self.tokenize(&text[range.clone()])).collect();
+        let adjacent = pieces.windows(2).all(|pair| pair[0].end == pair[1].start);
+        if !self.can_cut || pieces.len() <= 1 || !adjacent {
+            return one_by_one();
+        }
+        self.run_ids(text, pieces).unwrap_or_else(one_by_one)
+    }
+}
+
+impl LoadedModel {
+    /// The ids of adjacent `pieces` tokenized in one call and split at the
+    /// pieces' ends by the tokens' byte lengths; `None` if a token spans
+    /// the end of a piece.
+    fn run_ids(&self, text: &str, pieces: &[Range<usize>]) -> Option<Vec<Vec<TokenId>>> {
+        let (first, last) = (pieces.first()?, pieces.last()?);
+        let mut ids = self.tokenize(&text[first.start..last.end]).into_iter();
+        let mut out = Vec::with_capacity(pieces.len());
+        let mut at = first.start;
+        for range in pieces {
+            let mut piece = Vec::new();
+            while at < range.end {
+                let id = ids.next()?;
+                at += self.token_bytes(id);
+                piece.push(id);
+            }
+            if at != range.end {
+                return None;
+            }
+            out.push(piece);
+        }
+        ids.next().is_none().then_some(out)
+    }
+}
+
+impl LoadedModel {
+    /// The number of bytes of text `token` stands for.
+    fn token_bytes(&self, token: TokenId) -> usize {
+        let Some(slot) = usize::try_from(token).ok().and_then(|i| self.token_bytes.get(i)) else { return 0 };
+        match slot.load(Ordering::Relaxed) {
+            u32::MAX => {
+                let mut bytes = Vec::new();
+                self.piece(token, &mut bytes);
+                slot.store(bytes.len() as u32, Ordering::Relaxed);
+                bytes.len()
+            }
+            known => known as usize,
+        }
+    }
+}
+
+/// Whether text can be tokenized in pieces cut at `prompt::cut`'s points: a BPE
+/// vocabulary whose pre-tokenizer the cut rule is proven for, and no
+/// user-defined token with whitespace in it (llama.cpp matches those in
+/// plain text before pre-tokenizing, and one could span a cut).
+fn can_cut(model: &LlamaModel) -> bool {
+    let meta = |key: &str| model.meta_val_str(key).ok();
+    let bpe = meta("tokenizer.ggml.model").as_deref() == Some("gpt2");
+    let pre = meta("tokenizer.ggml.pre").unwrap_or_default();
+    if !bpe || !crate::prompt::cut::CUT_SAFE_PRE_TOKENIZERS.contains(&pre.as_str()) {
+        return false;
+    }
+    let vocab = model.vocab();
+    (0..vocab.n_tokens()).map(LlamaToken).all(|token| {
+        !vocab.attr(token).contains(LlamaTokenAttr::UserDefined)
+            || vocab.text(token).is_none_or(|text| !text.to_bytes().iter().any(u8::is_ascii_whitespace))
+    })
 }
 
 fn valid(token: LlamaToken) -> Option<TokenId> {

@@ -180,3 +180,101 @@ fn the_suffix_window_ends_at_a_line_end() {
     assert_eq!(suffix_window(suffix, 6, &CharTokenizer), ("a\nbb\n", 9));
     assert_eq!(suffix_window(suffix, 0, &CharTokenizer), ("", 14));
 }
+
+/// [`CharTokenizer`] that says it can be cut, so windows are built from
+/// pieces; it counts the characters it tokenizes.
+#[derive(Default)]
+struct CuttableChars {
+    tokenized: std::cell::Cell<usize>,
+}
+
+impl Tokenize for CuttableChars {
+    fn tokenize(&self, text: &str) -> Vec<TokenId> {
+        self.tokenized.set(self.tokenized.get() + text.chars().count());
+        CharTokenizer.tokenize(text)
+    }
+
+    fn can_cut(&self) -> bool {
+        true
+    }
+}
+
+fn code(lines: usize) -> String {
+    (0..lines)
+        .map(|i| match i % 5 {
+            0 => format!("fn f{i}() {{\n"),
+            1 => format!("    let x = {i};\n"),
+            2 => "\n".to_owned(),
+            3 => "\tif é { x }\n".to_owned(),
+            _ => "}\n".to_owned(),
+        })
+        .collect()
+}
+
+#[test]
+fn windows_from_pieces_equal_windows_from_whole_text() {
+    let text = code(400);
+    for at in [0, 1, 17, text.len() / 3, text.len() / 2, text.len() - 3, text.len()] {
+        let (prefix, suffix) = text.split_at(at);
+        for budget in [0, 1, 5, 40, 300, 1000, 100_000] {
+            let (window, clipped) = prefix_window(prefix, budget, &CharTokenizer);
+            let from_pieces = window::prefix_tokens(prefix, budget, &CuttableChars::default());
+            assert_eq!((from_pieces.tokens, from_pieces.clipped_bytes), (CharTokenizer.tokenize(window), clipped));
+            let (window, clipped) = suffix_window(suffix, budget, &CharTokenizer);
+            let from_pieces = window::suffix_tokens(suffix, budget, &CuttableChars::default());
+            assert_eq!(
+                (from_pieces.tokens, from_pieces.clipped_bytes),
+                (CharTokenizer.tokenize(window), clipped),
+                "suffix at {at}, budget {budget}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_prefix_is_tokenized_only_about_as_far_back_as_the_budget_reaches() {
+    let text = code(2000);
+    let counting = CuttableChars::default();
+    window::prefix_tokens(&text, 300, &counting);
+    assert!(counting.tokenized.get() < 1500, "{} characters tokenized", counting.tokenized.get());
+}
+
+#[test]
+fn a_keystroke_tokenizes_only_the_piece_it_changed() {
+    let counting = CuttableChars::default();
+    let cache = TokenCache::default();
+    let tokenizer = cache.tokenizer(&counting);
+    let mut prefix = code(200) + "    let value = ";
+    let suffix = "\n    value\n}\n";
+    let build_with = |prefix: &str, tokenizer: &dyn Tokenize| {
+        let input = PromptInput { prefix, suffix, ..PromptInput::default() };
+        build(PromptFormat::DeepseekCoder, FimOrder::Psm, &SPECIAL, tokenizer, &input, PromptBudget::default())
+    };
+    let first = build_with(&prefix, &tokenizer);
+    let cold = counting.tokenized.replace(0);
+    prefix.push('c');
+    let second = build_with(&prefix, &tokenizer);
+    let warm = counting.tokenized.get();
+    // Repeated lines hit the cache even in the first prompt.
+    assert!(cold > 300 && warm <= " let value = c".chars().count(), "cold {cold}, warm {warm}");
+    let whole = build_with(&prefix, &CharTokenizer);
+    assert_eq!(second, whole);
+    assert_ne!(first, second);
+}
+
+#[test]
+fn the_cache_evicts_the_least_recently_used_half() {
+    let cache = TokenCache::with_capacity(4);
+    let tokenizer = cache.tokenizer(&CharTokenizer);
+    for text in ["a", "b", "c", "d"] {
+        tokenizer.tokenize(text);
+    }
+    tokenizer.tokenize("a");
+    tokenizer.tokenize("e");
+    assert_eq!(cache.len(), 3, "d and a stay, e is added");
+    let before = cache.stats();
+    tokenizer.tokenize("a");
+    tokenizer.tokenize("d");
+    assert_eq!(cache.stats().hit_bytes - before.hit_bytes, 2);
+    assert_eq!(cache.stats().miss_bytes, before.miss_bytes);
+}

@@ -109,6 +109,12 @@ impl ContextEngine {
         self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs `f` on the index, for tests that compare indexes.
+    #[cfg(test)]
+    pub(crate) fn with_index<T>(&self, f: impl FnOnce(&Index) -> T) -> T {
+        f(&self.state().index)
+    }
+
     /// How far indexing has come.
     pub fn status(&self) -> IndexStatus {
         let state = self.state();

@@ -464,8 +464,17 @@ impl<'w, 'a> Imports<'w, 'a> {
         }
         let current = index.id(world.path);
         let dir = super::index::dir_key(world.path);
+        // A qualified name with very many namesakes (`Vec::new`) is looked
+        // for only in the files that define its qualifier and in the current
+        // directory, where it can rank as close: reading every namesake's
+        // file costs milliseconds on every keystroke.
+        let owners: Option<HashSet<FileId>> = match u.qualifier {
+            Some(q) if namesakes.len() > MAX_NAMESAKES => Some(index.named(q).iter().map(|r| r.file).collect()),
+            _ => None,
+        };
         let mut candidates: Vec<(u8, DefRef)> = namesakes
             .iter()
+            .filter(|r| owners.as_ref().is_none_or(|o| o.contains(&r.file) || index.dir_key(r.file) == dir))
             .filter(|r| Some(r.file) != current && index.get(r.file).lang.family() == family)
             .filter(|r| *index.get(r.file).symbols.definitions[r.def as usize].name == *u.name)
             .map(|r| {

@@ -1,15 +1,18 @@
-//! Incremental reparsing keeps the tree and the symbols equal to those of
-//! a fresh parse of the same text.
+//! Incremental reparsing keeps the tree, the symbols and the workspace
+//! index equal to those of a fresh parse of the same text.
 //!
 //! Edits go through the same path as the server's: LSP content changes in
 //! UTF-16 positions, applied by [`DocumentStore::change`], whose
-//! [`TextEdit`](crate::document::TextEdit)s the parsed file replays. The
-//! texts hold multi-byte characters and, in some cases, CRLF line endings.
+//! [`TextEdit`](crate::document::TextEdit)s the parsed file and the context
+//! engine replay. The texts hold multi-byte characters and, in some cases,
+//! CRLF line endings.
 
 use proptest::prelude::*;
 use tree_sitter::Tree;
 
-use crate::context::{FileSymbols, Lang, ParsedFile, parse};
+use std::path::Path;
+
+use crate::context::{ContextConfig, ContextEngine, FileSymbols, Index, Lang, ParsedFile, parse};
 use crate::document::{ContentChange, Document, DocumentStore};
 use crate::position::{LspPosition, PositionEncoding};
 
@@ -162,6 +165,12 @@ fn run(lang: Lang, initial: &[usize], notifications: &[Vec<Op>], crlf: bool) -> 
     let mut store = DocumentStore::new();
     store.open(uri, Document::new(&model.concat(), 0, "test"));
     let mut parsed = ParsedFile::new(lang, model.concat());
+    let path = Path::new("/workspace/test.src");
+    let engine = ContextEngine::new(ContextConfig::default());
+    engine.open(path, lang_id(lang), &model.concat());
+    // Every name any block defines, to find stale entries of the index.
+    let names = FileSymbols::extract(lang, &parse(lang, &pieces.concat(), None), &pieces.concat());
+    let names: Vec<&str> = names.definitions.iter().map(|d| &*d.name).collect();
     for (version, ops) in notifications.iter().enumerate() {
         let changes: Vec<ContentChange> = ops.iter().filter_map(|op| change(&mut model, op, lang, eol)).collect();
         let edits = store.change(uri, version as i32 + 1, &changes, PositionEncoding::Utf16).expect("valid edits");
@@ -173,8 +182,33 @@ fn run(lang: Lang, initial: &[usize], notifications: &[Vec<Op>], crlf: bool) -> 
         let fresh = parse(lang, &text, None);
         prop_assert_eq!(dump(parsed.tree()), dump(&fresh));
         prop_assert_eq!(parsed.symbols(), &FileSymbols::extract(lang, &fresh, &text));
+        engine.change(path, &edits, &changes, store.get(uri).expect("open").text());
+        let fresh_engine = ContextEngine::new(ContextConfig::default());
+        fresh_engine.open(path, lang_id(lang), &text);
+        let dump = |engine: &ContextEngine| engine.with_index(|index| index_dump(index, path, &names));
+        prop_assert_eq!(dump(&engine), dump(&fresh_engine));
     }
     Ok(())
+}
+
+fn lang_id(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Python => "python",
+        Lang::Rust => "rust",
+        _ => "typescript",
+    }
+}
+
+/// What the index holds for `path`: its symbols, and the definitions it
+/// finds for each of `names`.
+fn index_dump(index: &Index, path: &Path, names: &[&str]) -> String {
+    let Some(file) = index.file(path) else { return "not indexed".to_owned() };
+    let mut out = format!("{} files, {} bytes\n{:?}\n", index.len(), index.source_bytes(), file.symbols);
+    for name in names {
+        let found: Vec<u32> = index.named(name).iter().map(|r| r.def).collect();
+        out.push_str(&format!("{name}: {found:?}\n"));
+    }
+    out
 }
 
 proptest! {
