@@ -100,7 +100,8 @@ async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> 
     let config = Arc::new(config);
     let provider = crate::wiring::LlamaProvider::spawn(model_path, config.clone());
     let server_config = crate::prompt_cmd::server_config(&config, config.lsp.cross_file);
-    weft_lsp::serve(tokio::io::stdin(), tokio::io::stdout(), provider, server_config).await;
+    let agents = crate::wiring::WorkflowAgents::from_config(&config, &provider);
+    weft_lsp::serve_with_agents(tokio::io::stdin(), tokio::io::stdout(), provider, agents, server_config).await;
     Ok(())
 }
 
