@@ -13,6 +13,7 @@
 //! - Work is cancelled between `decode` calls; the prompt is prefilled in
 //!   chunks so that a cancel waits for at most one chunk.
 
+pub mod agent;
 pub mod chat;
 pub mod completion;
 pub mod family;
@@ -24,6 +25,7 @@ pub mod prompt;
 pub mod registry;
 pub mod remote_completion;
 pub mod resilience;
+pub mod sandbox;
 
 pub use completion::{Completion, CompletionError, CompletionRequest, FinishReason, SamplingConfig, Timings};
 pub use family::{FimOrder, ModelFamily, PromptFormat};

@@ -255,6 +255,11 @@ impl DocumentStore {
         self.documents.get_mut(uri)
     }
 
+    /// Every open document with its URI.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Document)> {
+        self.documents.iter().map(|(uri, document)| (uri.as_str(), document))
+    }
+
     /// Returns the number of open documents.
     pub fn len(&self) -> usize {
         self.documents.len()

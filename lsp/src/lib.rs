@@ -4,6 +4,7 @@
 //! llama.cpp. Open documents are ropes, and all conversion between LSP
 //! positions and rope indices happens in one module, [`position`].
 
+pub mod agent;
 pub mod context;
 pub mod document;
 pub mod frames;
@@ -13,5 +14,9 @@ pub mod server;
 pub mod status;
 pub mod telemetry;
 
+pub use agent::{
+    AgentEdit, AgentFinding, AgentOutcome, AgentProvider, AgentRequest, AgentSelection, AgentUpdate, AgentUpdates,
+    FindingSeverity,
+};
 pub use provider::{CompletionInput, CompletionOutput, CompletionProvider, ProviderError, Trigger};
-pub use server::{ACCEPT_COMMAND, ServerConfig, serve};
+pub use server::{ACCEPT_COMMAND, ServerConfig, serve, serve_with_agents};

@@ -20,6 +20,8 @@ use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService};
 
+use crate::agent::commands::ServerView;
+use crate::agent::{AgentCommands, AgentProvider};
 use crate::context::protocol::{self as context_protocol, ContextUpdateParams};
 use crate::context::{ContextConfig, ContextEngine, ContextQuery};
 use crate::document::{ContentChange, Document, DocumentStore};
@@ -75,7 +77,18 @@ pub fn service(
     provider: Arc<dyn CompletionProvider>,
     config: ServerConfig,
 ) -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
-    LspService::build(|client| Backend::new(client, provider, config))
+    service_with_agents(provider, None, config)
+}
+
+/// Builds the service, with the `weft.agent.*` commands when `agents` is
+/// given.
+pub fn service_with_agents(
+    provider: Arc<dyn CompletionProvider>,
+    agents: Option<Arc<dyn AgentProvider>>,
+    config: ServerConfig,
+) -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
+    LspService::build(|client| Backend::new(client, provider, agents, config))
+        .custom_method("window/workDoneProgress/cancel", Backend::work_done_progress_cancel)
         .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
         .custom_method(context_protocol::CONTEXT_UPDATE, Backend::context_update)
         .custom_method(crate::frames::MALFORMED, Backend::malformed_message)
@@ -91,7 +104,21 @@ where
     I: tokio::io::AsyncRead + Unpin + Send + 'static,
     O: tokio::io::AsyncWrite,
 {
-    let (service, socket) = service(provider, config);
+    serve_with_agents(input, output, provider, None, config).await;
+}
+
+/// [`serve`], with the `weft.agent.*` commands when `agents` is given.
+pub async fn serve_with_agents<I, O>(
+    input: I,
+    output: O,
+    provider: Arc<dyn CompletionProvider>,
+    agents: Option<Arc<dyn AgentProvider>>,
+    config: ServerConfig,
+) where
+    I: tokio::io::AsyncRead + Unpin + Send + 'static,
+    O: tokio::io::AsyncWrite,
+{
+    let (service, socket) = service_with_agents(provider, agents, config);
     // One malformed frame must not end the session.
     let input = crate::frames::guard(input);
     // Requests run concurrently; completions of one document supersede each
@@ -113,6 +140,8 @@ pub struct Backend {
     shown_errors: ShownErrors,
     /// Follows completions for telemetry, when it is on.
     telemetry: Option<CompletionTracker>,
+    /// The `weft.agent.*` commands, when an agent engine is configured.
+    agents: Option<AgentCommands>,
 }
 
 #[derive(Default)]
@@ -137,7 +166,12 @@ struct Cursor {
 }
 
 impl Backend {
-    fn new(client: Client, provider: Arc<dyn CompletionProvider>, config: ServerConfig) -> Self {
+    fn new(
+        client: Client,
+        provider: Arc<dyn CompletionProvider>,
+        agents: Option<Arc<dyn AgentProvider>>,
+        config: ServerConfig,
+    ) -> Self {
         let context = ContextEngine::new(ContextConfig {
             cross_file: config.cross_file,
             max_bytes: config.context_bytes,
@@ -153,6 +187,33 @@ impl Backend {
             next_request: AtomicU64::new(1),
             context,
             shown_errors: ShownErrors::default(),
+            agents: agents.map(AgentCommands::new),
+        }
+    }
+
+    /// What an agent command needs of the server's state.
+    fn agent_view(&self) -> ServerView {
+        let state = self.state();
+        let documents = state
+            .documents
+            .iter()
+            .filter_map(|(uri, document)| {
+                let uri: Uri = uri.parse().ok()?;
+                Some((uri.to_file_path()?.into_owned(), document.text().clone()))
+            })
+            .collect();
+        ServerView {
+            encoding: state.encoding,
+            root: state.root.clone(),
+            documents,
+            work_done_progress: state.work_done_progress,
+        }
+    }
+
+    /// `window/workDoneProgress/cancel`: the user cancelled an agent run.
+    pub async fn work_done_progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        if let Some(agents) = &self.agents {
+            agents.cancel_progress(&params.token);
         }
     }
 
@@ -405,9 +466,12 @@ impl LanguageServer for Backend {
             completion_provider: self.config.completion_items.then(CompletionOptions::default),
             inline_completion_provider: Some(OneOf::Left(true)),
             execute_command_provider: Some(ExecuteCommandOptions {
-                commands: vec![ACCEPT_COMMAND.to_owned()],
+                commands: std::iter::once(ACCEPT_COMMAND.to_owned())
+                    .chain(self.agents.iter().flat_map(|_| crate::agent::command_names()))
+                    .collect(),
                 ..ExecuteCommandOptions::default()
             }),
+            code_action_provider: self.agents.as_ref().map(|_| CodeActionProviderCapability::Simple(true)),
             workspace: Some(WorkspaceServerCapabilities {
                 workspace_folders: Some(WorkspaceFoldersServerCapabilities {
                     supported: Some(true),
@@ -565,10 +629,37 @@ impl LanguageServer for Backend {
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
         catch_panics("workspace/executeCommand", async {
-            match params.command.as_str() {
-                ACCEPT_COMMAND => self.accepted(&params.arguments),
-                other => Err(invalid_params(format!("unknown command {other}"))),
+            match (params.command.as_str(), &self.agents) {
+                (ACCEPT_COMMAND, _) => self.accepted(&params.arguments),
+                (command, Some(agents)) if command.starts_with(crate::agent::COMMAND_PREFIX) => {
+                    let token = params.work_done_progress_params.work_done_token;
+                    agents.execute(&self.client, || self.agent_view(), command, &params.arguments, token).await
+                }
+                (other, _) => Err(invalid_params(format!("unknown command {other}"))),
             }
+        })
+        .await
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        catch_panics("textDocument/codeAction", async {
+            let Some(agents) = &self.agents else { return Ok(None) };
+            let selected = {
+                let state = self.state();
+                let document = state.documents.get(params.text_document.uri.as_str());
+                document
+                    .and_then(|d| {
+                        let range = position::range_to_char_range(
+                            d.text(),
+                            params.range.start.into(),
+                            params.range.end.into(),
+                            state.encoding,
+                        )?;
+                        Some(d.text().slice(range).to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            Ok(Some(agents.code_actions(&params.text_document.uri, params.range, &selected)))
         })
         .await
     }

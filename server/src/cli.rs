@@ -116,7 +116,8 @@ async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> 
         None
     });
     server_config.telemetry = telemetry.as_ref().map(crate::telemetry::Telemetry::settings);
-    weft_lsp::serve(tokio::io::stdin(), tokio::io::stdout(), provider, server_config).await;
+    let agents = crate::wiring::WorkflowAgents::from_config(&config, &provider);
+    weft_lsp::serve_with_agents(tokio::io::stdin(), tokio::io::stdout(), provider, agents, server_config).await;
     if let Some(telemetry) = telemetry {
         tokio::task::spawn_blocking(move || telemetry.finish()).await?;
     }

@@ -22,6 +22,7 @@ pub struct Config {
     pub lsp: LspConfig,
     pub log: LogConfig,
     pub telemetry: crate::telemetry::TelemetryConfig,
+    pub agent: AgentSettings,
     /// Chat models of agent workflows: providers, role routes, prices.
     pub chat: weft_inference::chat::ChatConfig,
 }
@@ -82,6 +83,91 @@ impl Default for LspConfig {
             completion_items: defaults.completion_items,
             cross_file: defaults.cross_file,
         }
+    }
+}
+
+/// Agent workflows (`weft.agent.*` commands).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Offer the agent commands at all.
+    pub enabled: bool,
+    /// Code → review rounds of `implement` at most.
+    pub max_iterations: u32,
+    /// How the council decides: `unanimous`, `majority` or
+    /// `any-reject-blocks`.
+    pub decision_rule: weft_inference::agent::DecisionRule,
+    /// Run by `/bin/sh -c` in a scratch copy of the workspace; without it
+    /// the test step is skipped.
+    pub test_command: Option<String>,
+    /// CPU seconds the tests may use.
+    pub test_timeout_s: u64,
+    pub test_memory_mb: u64,
+    /// Test output kept, in KiB.
+    pub test_output_kb: u64,
+    /// Environment variables passed to the tests (all others are removed).
+    pub test_env: Vec<String>,
+    pub step_timeout_s: u64,
+    pub run_timeout_s: u64,
+    /// Tokens one step may generate.
+    pub max_tokens: u32,
+    pub temperature: f32,
+    pub max_concurrent_runs: usize,
+    /// The JSON-lines log of runs; the default is `agent-runs.jsonl` in
+    /// Weft's cache folder.
+    pub run_log: Option<PathBuf>,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        let defaults = weft_inference::agent::AgentConfig::default();
+        AgentSettings {
+            enabled: true,
+            max_iterations: defaults.max_iterations,
+            decision_rule: defaults.decision_rule,
+            test_command: None,
+            test_timeout_s: 60,
+            test_memory_mb: 2048,
+            test_output_kb: 64,
+            test_env: Vec::new(),
+            step_timeout_s: defaults.step_timeout.as_secs(),
+            run_timeout_s: defaults.run_timeout.as_secs(),
+            max_tokens: defaults.max_tokens,
+            temperature: defaults.temperature,
+            max_concurrent_runs: defaults.max_concurrent_runs,
+            run_log: None,
+        }
+    }
+}
+
+impl AgentSettings {
+    /// The workflows' configuration.
+    pub fn workflow_config(&self) -> weft_inference::agent::AgentConfig {
+        let test_command = self.test_command.as_ref().filter(|c| !c.trim().is_empty()).map(|command| {
+            weft_inference::agent::TestCommand {
+                command: command.clone(),
+                cpu_time: Duration::from_secs(self.test_timeout_s.max(1)),
+                memory_bytes: self.test_memory_mb << 20,
+                output_bytes: self.test_output_kb << 10,
+                pass_env: self.test_env.clone(),
+            }
+        });
+        weft_inference::agent::AgentConfig {
+            max_iterations: self.max_iterations.max(1),
+            decision_rule: self.decision_rule,
+            test_command,
+            step_timeout: Duration::from_secs(self.step_timeout_s.max(1)),
+            run_timeout: Duration::from_secs(self.run_timeout_s.max(1)),
+            max_concurrent_runs: self.max_concurrent_runs.max(1),
+            max_tokens: self.max_tokens.max(1),
+            temperature: self.temperature,
+            ..weft_inference::agent::AgentConfig::default()
+        }
+    }
+
+    /// Where finished runs are logged.
+    pub fn run_log_path(&self) -> Option<PathBuf> {
+        self.run_log.clone().or_else(|| dirs::cache_dir().map(|dir| dir.join("weft").join("agent-runs.jsonl")))
     }
 }
 
@@ -211,6 +297,21 @@ mod tests {
         assert_eq!(chat.routes.len(), 2);
         assert!(chat.routes.values().all(|provider| chat.providers.contains_key(provider)));
         assert_eq!(chat.prices["gpt-4o-mini"].completion, 0.6);
+    }
+
+    #[test]
+    fn the_agent_section_becomes_the_workflow_config() {
+        let text = "[agent]\nmax_iterations = 2\ndecision_rule = \"any-reject-blocks\"\ntest_command = \"pytest -q\"\n\
+                    test_timeout_s = 30\nstep_timeout_s = 10\n";
+        let config: Config = toml::from_str(text).unwrap();
+        let workflows = config.agent.workflow_config();
+        assert_eq!(workflows.max_iterations, 2);
+        assert_eq!(workflows.decision_rule, weft_inference::agent::DecisionRule::AnyRejectBlocks);
+        let test = workflows.test_command.unwrap();
+        assert_eq!((test.command.as_str(), test.cpu_time), ("pytest -q", Duration::from_secs(30)));
+        assert_eq!(workflows.step_timeout, Duration::from_secs(10));
+        let err = toml::from_str::<Config>("[agent]\ndecision_rule = \"vibes\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `vibes`"), "{err}");
     }
 
     #[test]

@@ -201,8 +201,11 @@ impl LspClient {
 
     fn handle_server_message(&mut self, message: Value) {
         if let Some(id) = message.get("id").cloned() {
-            // A request from the server: accept it with a null result.
-            self.send(&json!({ "jsonrpc": "2.0", "id": id, "result": null }));
+            // A request from the server: accept it (an edit as applied, anything
+            // else with a null result).
+            let result =
+                if message["method"] == "workspace/applyEdit" { json!({ "applied": true }) } else { Value::Null };
+            self.send(&json!({ "jsonrpc": "2.0", "id": id, "result": result }));
         }
         self.notifications.push(message);
     }
