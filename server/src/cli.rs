@@ -116,7 +116,11 @@ async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> 
         None
     });
     server_config.telemetry = telemetry.as_ref().map(crate::telemetry::Telemetry::settings);
-    let agents = crate::wiring::WorkflowAgents::from_config(&config, &provider);
+    let agents = crate::wiring::WorkflowAgents::from_config(
+        &config,
+        &provider,
+        telemetry.as_ref().map(crate::telemetry::Telemetry::wire_sink),
+    );
     weft_lsp::serve_with_agents(tokio::io::stdin(), tokio::io::stdout(), provider, agents, server_config).await;
     if let Some(telemetry) = telemetry {
         tokio::task::spawn_blocking(move || telemetry.finish()).await?;

@@ -173,6 +173,8 @@ pub struct WorkflowAgents {
 struct AgentsState {
     config: AgentConfig,
     run_log: Option<PathBuf>,
+    /// Where finished runs go as telemetry events, when telemetry is on.
+    telemetry: Option<crate::telemetry::WireSink>,
     /// The completion engine, when the chat model shares its weights.
     engine: Option<watch::Receiver<Loading>>,
     factory: std::sync::Mutex<Option<BackendsFactory>>,
@@ -183,7 +185,11 @@ impl WorkflowAgents {
     /// Agents on the `[chat]` providers, a local one sharing the weights of
     /// `completion`'s model unless it names its own; `None` when `[agent]
     /// enabled = false`.
-    pub fn from_config(config: &Arc<Config>, completion: &LlamaProvider) -> Option<Arc<dyn AgentProvider>> {
+    pub fn from_config(
+        config: &Arc<Config>,
+        completion: &LlamaProvider,
+        telemetry: Option<crate::telemetry::WireSink>,
+    ) -> Option<Arc<dyn AgentProvider>> {
         if !config.agent.enabled {
             return None;
         }
@@ -216,6 +222,7 @@ impl WorkflowAgents {
         let state = AgentsState {
             config: config.agent.workflow_config(),
             run_log: config.agent.run_log_path(),
+            telemetry,
             engine: Some(completion.engine.clone()),
             factory: std::sync::Mutex::new(Some(factory)),
             runner: tokio::sync::OnceCell::new(),
@@ -262,7 +269,11 @@ impl AgentsState {
                 if let Some(path) = &self.run_log {
                     runner = runner.with_log(RunLog::new(path));
                 }
-                runner = runner.on_finished(Arc::new(|record| {
+                let telemetry = self.telemetry.clone();
+                runner = runner.on_finished(Arc::new(move |record| {
+                    if let Some(sink) = &telemetry {
+                        sink(record.telemetry_events());
+                    }
                     tracing::info!(
                         run = %record.run_id,
                         workflow = record.workflow,

@@ -21,8 +21,9 @@ const LONG: Duration = Duration::from_secs(120);
 
 fn write_config(path: &Path, api: &Api, token: &str, spool: &Path, extra: &str) {
     let config = format!(
-        "[completion]\nmax_tokens = 12\n\n[telemetry]\nendpoint = {endpoint:?}\ntoken = {token:?}\nspool_dir = {spool:?}\n{extra}",
+        "[completion]\nmax_tokens = 12\n\n[agent]\nmax_tokens = 96\nrun_log = {run_log:?}\n\n[chat.providers.local]\nkind = \"local\"\nn_ctx = 1024\n\n[telemetry]\nendpoint = {endpoint:?}\ntoken = {token:?}\nspool_dir = {spool:?}\n{extra}",
         endpoint = api.endpoint(),
+        run_log = spool.with_file_name("agent-runs.jsonl"),
     );
     std::fs::write(path, config).unwrap();
 }
@@ -134,9 +135,22 @@ fn accepted_dismissed_and_partly_accepted_completions_reach_postgres_with_ground
         json!({ "item": item, "acceptedLength": first.encode_utf16().count() }),
     );
 
+    // An agent run: its steps and the run itself are telemetry too.
+    let explained = root.join("explained.py");
+    std::fs::write(&explained, text).unwrap();
+    let explain = client.call(
+        "workspace/executeCommand",
+        json!({ "command": "weft.agent.explain", "arguments": [{ "uri": file_uri(&explained) }] }),
+        LONG,
+    );
+    assert_eq!(explain["result"]["state"], "completed", "{explain}");
+    let run_id = explain["result"]["runId"].as_str().unwrap().to_owned();
+
     let kinds = wait_for(Duration::from_secs(60), "the events and 12 snapshots in Postgres", || {
         let kinds = column(&db.url, "select kind from events order by occurred_at, kind");
-        (kinds.iter().filter(|k| *k == "ground_truth").count() == 12).then_some(kinds)
+        let done =
+            kinds.iter().filter(|k| *k == "ground_truth").count() == 12 && kinds.iter().any(|k| k == "agent_run");
+        done.then_some(kinds)
     });
     let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
     for (kind, n) in [
@@ -148,12 +162,17 @@ fn accepted_dismissed_and_partly_accepted_completions_reach_postgres_with_ground
         ("partially_accepted", 1),
         ("typed_over", 0),
         ("superseded", 0),
+        ("agent_run", 1),
+        ("agent_step", 1),
     ] {
         assert_eq!(count(kind), n, "{kind} in {kinds:?}");
     }
     let owners = column(&db.url, "select distinct user_id::text || '|' || editor || '|' || editor_version from events");
     assert_eq!(owners, [format!("{user_id}|weft-e2e|1.2.3")]);
-    let completions = column(&db.url, "select count(distinct completion_id) from events");
+    let runs = column(&db.url, "select run_id::text || '|' || command from agent_runs");
+    assert_eq!(runs, [format!("{run_id}|weft.agent.explain")]);
+    let completions =
+        column(&db.url, "select count(distinct completion_id) from events where completion_id is not null");
     assert_eq!(completions, ["3"]);
 
     let generated = json_rows(

@@ -69,7 +69,11 @@ impl TelemetrySink for TelemetryRecorder {
 pub struct Telemetry {
     pipeline: Pipeline,
     settings: TelemetrySettings,
+    recorder: Arc<TelemetryRecorder>,
 }
+
+/// Records wire events made elsewhere (agent runs), without waiting.
+pub type WireSink = Arc<dyn Fn(Vec<weft_telemetry_wire::Event>) + Send + Sync>;
 
 impl Telemetry {
     /// Starts the pipeline when telemetry is configured; `None` when it is
@@ -89,8 +93,9 @@ impl Telemetry {
                 ..ClientInfo::default()
             })),
         };
+        let recorder = Arc::new(recorder);
         let settings = TelemetrySettings {
-            sink: Arc::new(recorder),
+            sink: recorder.clone(),
             share_code: config.consent.code,
             ground_truth: config.consent.ground_truth,
             behaviour: config.consent.behaviour,
@@ -101,12 +106,27 @@ impl Telemetry {
             spool = %config.spool_dir().display(),
             "telemetry on"
         );
-        Ok(Some(Telemetry { pipeline, settings }))
+        Ok(Some(Telemetry { pipeline, settings, recorder }))
     }
 
     /// What the LSP server records with.
     pub fn settings(&self) -> TelemetrySettings {
         self.settings.clone()
+    }
+
+    /// A sink for events that are already wire events (agent runs and their
+    /// steps): validated, then queued like the server's own.
+    pub fn wire_sink(&self) -> WireSink {
+        let recorder = self.recorder.clone();
+        Arc::new(move |events| {
+            for event in events {
+                if let Err(reason) = event.validate() {
+                    tracing::debug!("telemetry event left out: {reason}");
+                    continue;
+                }
+                recorder.queue.try_send(Queued { client: recorder.client(), event });
+            }
+        })
     }
 
     /// Stops: spools what is queued and replays for up to [`EXIT_DRAIN`].
