@@ -109,6 +109,11 @@ pub struct Completion {
     /// Log-probabilities of the generated tokens, cut at the stop point.
     pub logprobs: Vec<f32>,
     pub multiline: bool,
+    /// Prompt tokens each of the request's snippets took, in request order
+    /// (0: left out to fit the budget); empty where tokens are not counted
+    /// (remote backends).
+    #[serde(default)]
+    pub context_snippet_tokens: Vec<usize>,
     pub timings: Timings,
 }
 

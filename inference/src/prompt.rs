@@ -100,6 +100,9 @@ pub struct Prompt {
     pub prefix_tokens: usize,
     pub suffix_tokens: usize,
     pub context_tokens: usize,
+    /// Tokens each of the input's snippets took, in input order (0 for a
+    /// snippet left out); the current file's header is not counted.
+    pub snippet_tokens: Vec<usize>,
     /// Bytes of the prefix and suffix text dropped to fit the budget.
     pub prefix_clipped_bytes: usize,
     pub suffix_clipped_bytes: usize,
@@ -126,8 +129,9 @@ pub fn build(
     let mut prompt = Prompt { prefix_tokens: prefix.len(), prefix_clipped_bytes: prefix_clipped, ..Prompt::default() };
     prompt.tokens.extend(special.bos);
 
-    let context = context_tokens(format, special, tokenizer, input, budget.context_tokens)?;
+    let (context, snippet_tokens) = context_tokens(format, special, tokenizer, input, budget.context_tokens)?;
     prompt.context_tokens = context.len();
+    prompt.snippet_tokens = snippet_tokens;
     prompt.tokens.extend(context);
 
     if !format.is_fim() {
@@ -173,20 +177,21 @@ fn context_tokens(
     tokenizer: &dyn Tokenize,
     input: &PromptInput<'_>,
     budget: usize,
-) -> Result<Vec<TokenId>, PromptError> {
+) -> Result<(Vec<TokenId>, Vec<usize>), PromptError> {
     let mut out = Vec::new();
+    let mut per_snippet = vec![0; input.snippets.len()];
     let repo_tokens = match (format.repo_token_texts(), special.repo_name, special.file_sep) {
         (Some(_), Some(repo), Some(sep)) => Some((repo, sep)),
         _ => None,
     };
     if input.snippets.is_empty() {
-        return Ok(out);
+        return Ok((out, per_snippet));
     }
     if let Some((repo, _)) = repo_tokens {
         out.push(repo);
         out.extend(tokenizer.tokenize(&format!("{}\n", input.repo_name.unwrap_or("workspace"))));
     }
-    for snippet in input.snippets {
+    for (taken, snippet) in per_snippet.iter_mut().zip(input.snippets) {
         let piece = match repo_tokens {
             Some((_, sep)) => {
                 let mut piece = vec![sep];
@@ -201,6 +206,7 @@ fn context_tokens(
         if out.len() + piece.len() > budget {
             continue;
         }
+        *taken = piece.len();
         out.extend(piece);
     }
     // The current file follows the snippets with its own header.
@@ -214,7 +220,7 @@ fn context_tokens(
         (_, None) => Vec::new(),
     };
     out.extend(header);
-    Ok(out)
+    Ok((out, per_snippet))
 }
 
 #[cfg(test)]

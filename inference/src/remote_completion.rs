@@ -247,6 +247,7 @@ impl RemoteCompletion {
             mean_logprob: None,
             logprobs: Vec::new(),
             multiline: mode == LineMode::Multi,
+            context_snippet_tokens: Vec::new(),
             timings: Timings {
                 queue_ms: 0.0,
                 tokenize_ms,

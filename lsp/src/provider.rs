@@ -49,6 +49,9 @@ pub struct CompletionOutput {
     pub text: String,
     pub model: String,
     pub latency_ms: f64,
+    /// Prompt tokens each of the input's snippets took (0: left out), when
+    /// the engine counts them.
+    pub snippet_tokens: Option<Vec<usize>>,
     /// Engine details for logs and telemetry.
     pub details: serde_json::Value,
 }

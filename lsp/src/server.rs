@@ -359,6 +359,7 @@ impl Backend {
         if let Some(facts) = &mut facts {
             facts.context_bytes = crate::telemetry::context_bytes(&input.snippets);
         }
+        let snippet_sources: Vec<_> = input.snippets.iter().map(|snippet| snippet.source).collect();
 
         // Dropping this future (on `$/cancelRequest`) cancels the engine.
         let guard = cancel.clone().drop_guard();
@@ -370,8 +371,11 @@ impl Backend {
                 state.in_flight.remove(&uri_key);
             }
         }
-        if let (Some(tracker), Some(facts)) = (&self.telemetry, facts) {
+        if let (Some(tracker), Some(mut facts)) = (&self.telemetry, facts) {
             let outputs = result.as_deref().unwrap_or_default();
+            if let Some(tokens) = outputs.first().and_then(|output| output.snippet_tokens.as_deref()) {
+                facts.context_tokens = Some(crate::telemetry::context_tokens(&snippet_sources, tokens));
+            }
             tracker.answered(started, facts, &uri_key, cursor_byte, outputs);
         }
         match result {

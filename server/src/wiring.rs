@@ -135,6 +135,8 @@ impl CompletionProvider for LlamaProvider {
                 text: completion.text,
                 model: completion.model,
                 latency_ms: completion.timings.total_ms,
+                snippet_tokens: (!completion.context_snippet_tokens.is_empty())
+                    .then(|| completion.context_snippet_tokens.clone()),
                 details,
             }])
         }

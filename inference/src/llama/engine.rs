@@ -249,6 +249,7 @@ impl<'m> Worker<'m> {
             fit_budget(self.budget, self.n_ctx, request.max_tokens),
         )?;
         let tokens = prompt.tokens;
+        let context_snippet_tokens = prompt.snippet_tokens;
         if tokens.len() + request.max_tokens.min(16) >= self.n_ctx {
             return Err(CompletionError::PromptTooLong { prompt: tokens.len(), n_ctx: self.n_ctx });
         }
@@ -327,6 +328,7 @@ impl<'m> Worker<'m> {
             mean_logprob,
             logprobs,
             multiline: mode == LineMode::Multi,
+            context_snippet_tokens,
             timings: Timings {
                 queue_ms,
                 tokenize_ms,

@@ -122,6 +122,30 @@ fn other_formats_use_path_comments() {
 }
 
 #[test]
+fn each_snippet_reports_the_tokens_it_took_and_left_out_ones_take_none() {
+    let big = "x".repeat(600);
+    let snippets = [
+        ContextSnippet { path: "a.rs".into(), text: "fn a() {}".into() },
+        ContextSnippet { path: "big.rs".into(), text: big },
+        ContextSnippet { path: "b.rs".into(), text: "fn b() {}".into() },
+    ];
+    let input = PromptInput {
+        prefix: "a(",
+        suffix: "",
+        path: None,
+        line_comment: Some("//"),
+        repo_name: None,
+        snippets: &snippets,
+    };
+    let prompt =
+        build(PromptFormat::DeepseekCoder, FimOrder::Psm, &SPECIAL, &CharTokenizer, &input, PromptBudget::default())
+            .unwrap();
+    // "// a.rs\nfn a() {}\n\n": one token per character here.
+    assert_eq!(prompt.snippet_tokens, [19, 0, 19]);
+    assert_eq!(prompt.context_tokens, 38);
+}
+
+#[test]
 fn a_missing_fim_token_is_an_error() {
     let special = SpecialTokens { fim_middle: None, ..SPECIAL };
     let input = PromptInput { prefix: "a", suffix: "b", ..PromptInput::default() };

@@ -47,6 +47,7 @@ impl CompletionProvider for Scripted {
                 text: text.into(),
                 model: "scripted".into(),
                 latency_ms: 1.0,
+                snippet_tokens: None,
                 details: Value::Null,
             };
             if input.prefix.contains("PANIC") {

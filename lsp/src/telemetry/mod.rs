@@ -121,6 +121,9 @@ pub struct RequestFacts {
     /// Extra context by source (`definition`, `module`, `scope`, `similar`)
     /// in bytes; the retrieval budget is in bytes.
     pub context_bytes: Vec<(String, u32)>,
+    /// The prompt tokens of that context by source, when the engine counts
+    /// them (snippets left out to fit the budget count 0).
+    pub context_tokens: Option<Vec<(String, u32)>>,
     /// Only with [`TelemetrySettings::behaviour`].
     pub behaviour: Option<BehaviourFacts>,
     /// The windows' text; only with [`TelemetrySettings::share_code`].
@@ -207,6 +210,7 @@ pub(crate) fn request_facts(
         prefix_chars: clamp(windows.prefix.chars().count()),
         suffix_chars: clamp(windows.suffix.chars().count()),
         context_bytes: Vec::new(),
+        context_tokens: None,
         behaviour: tracker.behaviour(),
         prefix: share.then(|| windows.prefix.clone()),
         suffix: share.then(|| windows.suffix.clone()),
@@ -215,18 +219,33 @@ pub(crate) fn request_facts(
 
 /// Bytes of retrieved context per source, in a stable order.
 pub(crate) fn context_bytes(snippets: &[Snippet]) -> Vec<(String, u32)> {
+    let sizes = snippets.iter().map(|snippet| (source_name(snippet.source), snippet.text.len()));
+    sum_by_source(sizes)
+}
+
+/// Prompt tokens per source, from the tokens each snippet took (in the
+/// order of `sources`, the snippets' sources).
+pub(crate) fn context_tokens(sources: &[SnippetSource], tokens: &[usize]) -> Vec<(String, u32)> {
+    sum_by_source(sources.iter().zip(tokens).map(|(&source, &n)| (source_name(source), n)))
+}
+
+fn source_name(source: SnippetSource) -> &'static str {
+    match source {
+        SnippetSource::Definition => "definition",
+        SnippetSource::Module => "module",
+        SnippetSource::Scope => "scope",
+        SnippetSource::Similar => "similar",
+    }
+}
+
+/// Totals per source name, in the order sources first appear.
+fn sum_by_source(sizes: impl Iterator<Item = (&'static str, usize)>) -> Vec<(String, u32)> {
     let mut by_source: Vec<(String, u32)> = Vec::new();
-    for snippet in snippets {
-        let name = match snippet.source {
-            SnippetSource::Definition => "definition",
-            SnippetSource::Module => "module",
-            SnippetSource::Scope => "scope",
-            SnippetSource::Similar => "similar",
-        };
-        let bytes = u32::try_from(snippet.text.len()).unwrap_or(u32::MAX);
+    for (name, size) in sizes {
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
         match by_source.iter_mut().find(|(source, _)| source == name) {
-            Some((_, total)) => *total = total.saturating_add(bytes),
-            None => by_source.push((name.to_owned(), bytes)),
+            Some((_, total)) => *total = total.saturating_add(size),
+            None => by_source.push((name.to_owned(), size)),
         }
     }
     by_source

@@ -72,13 +72,16 @@ fn requested(f: RequestFacts) -> CompletionRequested {
         relative_position,
         prefix_length: f.prefix_chars,
         suffix_length: f.suffix_chars,
-        // Retrieval counts bytes; the prompt builder's tokens per source are
-        // not reported, so this is the same estimate the byte budget uses.
-        context_sources: f
-            .context_bytes
-            .into_iter()
-            .map(|(source, bytes)| ContextSource { source, tokens: bytes.div_ceil(BYTES_PER_TOKEN as u32) })
-            .collect(),
+        // The prompt builder's count where the engine reports it; else the
+        // estimate the retrieval's byte budget uses.
+        context_sources: match f.context_tokens {
+            Some(tokens) => tokens.into_iter().map(|(source, tokens)| ContextSource { source, tokens }).collect(),
+            None => f
+                .context_bytes
+                .into_iter()
+                .map(|(source, bytes)| ContextSource { source, tokens: bytes.div_ceil(BYTES_PER_TOKEN as u32) })
+                .collect(),
+        },
         behaviour: f.behaviour.map(|b| Behaviour {
             typing_speed_cps: b.typing_speed_cps,
             ms_since_last_shown: b.since_last_shown.map(|d| d.as_millis() as u64),
@@ -168,6 +171,7 @@ mod tests {
                 prefix_chars: 50,
                 suffix_chars: 150,
                 context_bytes: vec![("definition".into(), 301)],
+                context_tokens: None,
                 behaviour: Some(BehaviourFacts {
                     typing_speed_cps: Some(4.0),
                     since_last_shown: Some(Duration::from_millis(1500)),
@@ -196,13 +200,20 @@ mod tests {
                 text: "1)".into(),
             }),
         ];
+        let facts_requested = facts[0].clone();
         let events: Vec<Event> = facts.into_iter().map(event).collect();
         for e in &events {
             e.validate().unwrap_or_else(|err| panic!("{err}: {e:?}"));
             assert_eq!(e.body.completion_id(), Some(completion_id));
         }
         let EventBody::CompletionRequested(r) = &events[0].body else { panic!() };
+        // Without the engine's count, the byte budget's estimate.
         assert_eq!((r.relative_position, r.context_sources[0].tokens), (0.25, 101));
+        let TelemetryData::Requested(mut counted) = facts_requested.clone() else { panic!() };
+        counted.context_tokens = Some(vec![("definition".into(), 87), ("similar".into(), 0)]);
+        let EventBody::CompletionRequested(r) = event(TelemetryData::Requested(counted)).body else { panic!() };
+        let sources: Vec<(&str, u32)> = r.context_sources.iter().map(|c| (c.source.as_str(), c.tokens)).collect();
+        assert_eq!(sources, [("definition", 87), ("similar", 0)]);
         assert_eq!(r.behaviour.as_ref().unwrap().ms_since_last_shown, Some(1500));
         assert_eq!(r.study_arm.as_deref(), Some("control"));
         let EventBody::CompletionGenerated(g) = &events[1].body else { panic!() };

@@ -78,6 +78,7 @@ fn request() -> RequestFacts {
         prefix_chars: 8,
         suffix_chars: 0,
         context_bytes: Vec::new(),
+        context_tokens: None,
         behaviour: None,
         prefix: None,
         suffix: None,
@@ -90,6 +91,7 @@ fn output(id: &str, text: &str) -> CompletionOutput {
         text: text.into(),
         model: "m".into(),
         latency_ms: 1.0,
+        snippet_tokens: None,
         details: serde_json::Value::Null,
     }
 }
