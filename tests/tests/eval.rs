@@ -1,8 +1,8 @@
 //! `weft eval`, run as a user would: task counts against the published
 //! construction, the oracle and empty sanity modes over every single-line
 //! HumanEval task (their completions run as real sandboxed Python), resuming,
-//! remote models (against a local HTTP server), and a small real run with
-//! SmolLM2-135M.
+//! remote models (against a local HTTP server), `--post` to the real
+//! telemetry API, and a small real run with SmolLM2-135M.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use weft_e2e::{fixture, test_model, weft_binary};
+
+// The real telemetry API on Postgres, for `--post`.
+#[path = "telemetry/support.rs"]
+#[allow(dead_code)]
+mod support;
 
 fn eval_data(name: &str) -> PathBuf {
     let cache = std::env::var_os("WEFT_CACHE")
@@ -399,4 +404,42 @@ fn remote_models_answer_through_v1_completions_and_infill() {
     let results = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap();
     assert_eq!(results.lines().count(), 8);
     assert!(!results.contains("\"down\""));
+}
+
+#[test]
+fn a_posted_run_reaches_the_telemetry_api() {
+    let db = support::TestDatabase::create(&support::database_server_url(), "weft_eval");
+    let api = support::Api::start(&db.url, support::free_port());
+    let (user_id, token) = api.register("eval@example.com");
+    let out = tempfile::tempdir().unwrap();
+    let humaneval = eval_data("HumanEval.jsonl.gz");
+    let output = weft_eval_with(
+        &[
+            "--oracle",
+            "--humaneval",
+            humaneval.to_str().unwrap(),
+            "--limit",
+            "3",
+            "--post",
+            "--telemetry-url",
+            &api.endpoint(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[("WEFT_TELEMETRY_TOKEN", &token)],
+    );
+    success(&output);
+    let run_id = read_json(&out.path().join("summary.json"))["run_id"].as_str().unwrap().to_owned();
+    let runs = support::psql(
+        &db.url,
+        "select run_id::text || '|' || user_id::text || '|' || command || '|' || steps from agent_runs",
+    )
+    .unwrap();
+    assert_eq!(runs, [format!("{run_id}|{user_id}|eval|1")]);
+    let steps = support::psql(&db.url, "select model || '|' || role || '|' || verdict from agent_steps").unwrap();
+    assert_eq!(
+        steps,
+        ["oracle|eval:humaneval-single:none|tasks=3 pass@1=1.0000 exact_match=1.0000 edit_similarity=1.0000 \
+          identifier_em=1.0000 identifier_f1=1.0000"]
+    );
 }
