@@ -187,9 +187,14 @@ fn a_small_real_run_with_smollm2_on_every_benchmark() {
     let model = test_model();
     let humaneval = eval_data("HumanEval.jsonl.gz");
     let label = format!("smollm2={}", model.display());
+    // A remote model beside the local one, in the same run.
+    let infill = CompletionServer::start(|_, _| serde_json::json!({"content": "x", "tokens_predicted": 1}));
+    let remote = format!("served=infill:{}", infill.base_url);
     let output = weft_eval(&[
         "--model",
         &label,
+        "--model",
+        &remote,
         "--benchmark",
         "humaneval-single,humaneval-multi,repo",
         "--context",
@@ -227,8 +232,13 @@ fn a_small_real_run_with_smollm2_on_every_benchmark() {
     assert!(cross["mean_context_snippets"].as_f64().unwrap() > 0.0, "{cross:#}");
     assert!(cross["mean_prompt_tokens"].as_f64().unwrap() > none["mean_prompt_tokens"].as_f64().unwrap());
     assert_eq!(summary["models"]["smollm2"]["detection"]["format"], "prefix-only");
+    // The remote model got the same tasks, cross-file snippets included.
+    let requests = infill.received();
+    assert_eq!(requests.len(), 8);
+    assert!(requests.iter().any(|r| !r.body["input_extra"].as_array().unwrap().is_empty()), "{requests:#?}");
+    assert_eq!(cell(&summary, "served", "repo", "cross-file")["tasks"], 2);
     let results = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap();
-    assert_eq!(results.lines().count(), 8);
+    assert_eq!(results.lines().count(), 16);
 }
 
 /// A request a [`CompletionServer`] received.
