@@ -1,14 +1,18 @@
-//! What produces completions in a run: a model through the editor's own
-//! pipeline, or one of the two sanity modes.
+//! What produces completions in a run: a local model through the editor's
+//! own pipeline, a remote completion server ([`super::remote`]), or one of
+//! the two sanity modes.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use weft_inference::prompt::ContextSnippet;
+use weft_inference::remote_completion::RemoteCompletion;
 use weft_inference::{
-    CancellationToken, CompletionRequest, EngineConfig, FinishReason, LlamaEngine, LoadOptions, SamplingConfig, Timings,
+    CancellationToken, Completion, CompletionError, CompletionRequest, EngineConfig, FinishReason, LlamaEngine,
+    LoadOptions, SamplingConfig, Timings,
 };
 
+use super::remote::RemoteModel;
 use super::task::Task;
 
 /// Generation settings shared by every model of a run.
@@ -21,17 +25,43 @@ pub struct GenerationSettings {
     pub time_budget: Duration,
 }
 
-/// A model to load: a label for the results and a GGUF file.
+/// A model of a run: a label for the results and where completions come
+/// from.
 #[derive(Clone, Debug)]
 pub struct ModelSpec {
     pub label: String,
-    pub path: PathBuf,
+    pub source: ModelSource,
+}
+
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    /// A GGUF file, loaded in this process.
+    Gguf(PathBuf),
+    /// A remote completion server.
+    Remote(RemoteModel),
+}
+
+impl ModelSpec {
+    /// What the model is, for the summary and for checking that a resumed
+    /// run gives a label the same model.
+    pub fn backend(&self) -> serde_json::Value {
+        match &self.source {
+            ModelSource::Gguf(path) => serde_json::json!({
+                "kind": "gguf",
+                "file": path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            }),
+            ModelSource::Remote(remote) => remote.backend(),
+        }
+    }
 }
 
 /// A source of completions.
 pub enum Completer {
     /// A model, through the same prompt pipeline the editor uses.
     Model { label: String, engine: LlamaEngine },
+    /// A remote server, given the same prompt text (or, for `/infill`, the
+    /// same windows) and the same postprocessing.
+    Remote { label: String, client: RemoteCompletion, backend: serde_json::Value },
     /// The ground truth itself: every metric must be perfect.
     Oracle,
     /// Nothing: pass@1 must be near 0.
@@ -50,19 +80,33 @@ pub struct Generated {
     pub reused_tokens: usize,
     pub timings: Option<Timings>,
     pub error: Option<String>,
+    /// The completion failed for a reason outside the model (a remote
+    /// server that did not answer): the task is not recorded, so that
+    /// running the same command again retries it.
+    pub retry_later: bool,
 }
 
 impl Completer {
-    /// Loads `spec` on a blocking thread.
+    /// Loads `spec` on a blocking thread, or connects to it.
     pub async fn load(spec: &ModelSpec, load: LoadOptions, engine: EngineConfig) -> anyhow::Result<Completer> {
-        let path = spec.path.clone();
-        let engine = tokio::task::spawn_blocking(move || LlamaEngine::start(&path, &load, &engine)).await??;
-        Ok(Completer::Model { label: spec.label.clone(), engine })
+        let label = spec.label.clone();
+        match &spec.source {
+            ModelSource::Gguf(path) => {
+                let path = path.clone();
+                let engine = tokio::task::spawn_blocking(move || LlamaEngine::start(&path, &load, &engine)).await??;
+                Ok(Completer::Model { label, engine })
+            }
+            ModelSource::Remote(remote) => Ok(Completer::Remote {
+                label,
+                client: RemoteCompletion::new(remote.config.clone())?,
+                backend: spec.backend(),
+            }),
+        }
     }
 
     pub fn label(&self) -> &str {
         match self {
-            Completer::Model { label, .. } => label,
+            Completer::Model { label, .. } | Completer::Remote { label, .. } => label,
             Completer::Oracle => "oracle",
             Completer::Empty => "empty",
         }
@@ -72,6 +116,7 @@ impl Completer {
     pub fn info(&self) -> serde_json::Value {
         match self {
             Completer::Model { engine, .. } => serde_json::to_value(engine.info()).unwrap_or_default(),
+            Completer::Remote { backend, .. } => serde_json::json!({ "backend": backend }),
             Completer::Oracle | Completer::Empty => serde_json::Value::Null,
         }
     }
@@ -82,11 +127,6 @@ impl Completer {
         snippets: Vec<ContextSnippet>,
         settings: &GenerationSettings,
     ) -> Generated {
-        let engine = match self {
-            Completer::Model { engine, .. } => engine,
-            Completer::Oracle => return Generated { text: task.ground_truth.clone(), ..Generated::default() },
-            Completer::Empty => return Generated::default(),
-        };
         let mut request = CompletionRequest::new(task.prefix.as_str(), task.suffix.as_str(), task.language);
         request.path = task.path.clone();
         request.snippets = snippets;
@@ -94,18 +134,32 @@ impl Completer {
         request.time_budget = settings.time_budget;
         request.sampling = settings.sampling;
         request.multiline = Some(task.multiline);
-        match engine.complete(request, CancellationToken::new()).await {
-            Ok(c) => Generated {
-                text: c.text,
-                raw_text: c.raw_text,
-                finish_reason: Some(c.finish_reason),
-                prompt_tokens: c.prompt_tokens,
-                generated_tokens: c.generated_tokens,
-                reused_tokens: c.reused_tokens,
-                timings: Some(c.timings),
-                error: None,
-            },
-            Err(err) => Generated { error: Some(err.to_string()), ..Generated::default() },
+        match self {
+            Completer::Model { engine, .. } => generated(engine.complete(request, CancellationToken::new()).await),
+            Completer::Remote { client, .. } => {
+                let result = client.complete(request, CancellationToken::new()).await;
+                let retry_later = matches!(result, Err(CompletionError::Remote(_)));
+                Generated { retry_later, ..generated(result) }
+            }
+            Completer::Oracle => Generated { text: task.ground_truth.clone(), ..Generated::default() },
+            Completer::Empty => Generated::default(),
         }
+    }
+}
+
+fn generated(result: Result<Completion, CompletionError>) -> Generated {
+    match result {
+        Ok(c) => Generated {
+            text: c.text,
+            raw_text: c.raw_text,
+            finish_reason: Some(c.finish_reason),
+            prompt_tokens: c.prompt_tokens,
+            generated_tokens: c.generated_tokens,
+            reused_tokens: c.reused_tokens,
+            timings: Some(c.timings),
+            error: None,
+            retry_later: false,
+        },
+        Err(err) => Generated { error: Some(err.to_string()), ..Generated::default() },
     }
 }

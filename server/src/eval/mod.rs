@@ -4,7 +4,8 @@
 //! A run is a grid of cells, (model, benchmark, context mode), each a list
 //! of tasks ([`task::Task`]). Completions come from a model through
 //! `weft_inference::LlamaEngine` (prompt format detection, token budgets,
-//! postprocessing: what the editor gets), or from the two sanity modes:
+//! postprocessing: what the editor gets), from a remote completion server
+//! (`openai:URL#MODEL`, `infill:URL`; [`remote`]), or from the two sanity modes:
 //! `--oracle` (the ground truth) and `--empty`. HumanEval completions are
 //! run against the problem's tests in a sandbox ([`sandbox`]).
 //!
@@ -18,6 +19,7 @@ mod context;
 mod humaneval;
 mod metrics;
 mod post;
+mod remote;
 mod repo;
 mod report;
 mod results;
@@ -25,6 +27,7 @@ mod run;
 mod sandbox;
 mod task;
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,10 +36,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
-use weft_inference::{LoadOptions, SamplingConfig};
+use weft_inference::prompt::PromptBudget;
+use weft_inference::{LoadOptions, PromptFormat, SamplingConfig};
 
 use crate::config::{Config, resolve_model};
-use completer::{Completer, GenerationSettings, ModelSpec};
+use completer::{Completer, GenerationSettings, ModelSource, ModelSpec};
+use remote::{RemoteModel, RemoteOptions};
 use results::ResultStore;
 use run::Runner;
 use sandbox::{Sandbox, SandboxConfig};
@@ -44,11 +49,22 @@ use task::{Benchmark, ContextMode, CursorPlacement, Task};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
-    /// A model to evaluate: a GGUF file or a registry name, optionally as
-    /// LABEL=MODEL. Repeat for several. Defaults to the configured model
-    /// unless --oracle or --empty is given.
+    /// A model to evaluate, optionally as LABEL=MODEL; repeat for several.
+    /// MODEL is a GGUF file, a registry name, `openai:URL#NAME` (an
+    /// OpenAI-compatible server's /v1/completions, given Weft's prompt text)
+    /// or `infill:URL` (llama-server's /infill). Defaults to the configured
+    /// model unless --oracle or --empty is given.
     #[arg(long = "model", value_name = "MODEL")]
     models: Vec<String>,
+    /// Prompt format of `openai:` models: deepseek-coder, starcoder2,
+    /// qwen2.5-coder or prefix-only [default: from the model name: its
+    /// family's FIM format, else prefix-only].
+    #[arg(long, value_name = "FORMAT")]
+    remote_format: Option<PromptFormat>,
+    /// The environment variable holding remote models' API key, sent as a
+    /// bearer token [default: WEFT_EVAL_API_KEY, when set].
+    #[arg(long, value_name = "VAR")]
+    api_key_env: Option<String>,
     /// Sanity check: complete with the ground truth (pass@1 and exact match
     /// must be 1).
     #[arg(long)]
@@ -152,6 +168,10 @@ struct RunSettings {
 struct RunManifest {
     run_id: uuid::Uuid,
     settings: RunSettings,
+    /// What each model label stands for (`ModelSpec::backend`): a label
+    /// keeps its model across resumes.
+    #[serde(default)]
+    models: BTreeMap<String, serde_json::Value>,
     /// Every invocation on this directory.
     invocations: Vec<Invocation>,
 }
@@ -230,17 +250,48 @@ pub async fn run(args: EvalArgs, config: Config) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut specs = Vec::new();
+    let remote_options = RemoteOptions {
+        format: args.remote_format,
+        fim_order: config.model.fim_order,
+        budget: PromptBudget {
+            prefix_tokens: engine_config.budget.prefix_tokens,
+            suffix_tokens: engine_config.budget.suffix_tokens,
+            context_tokens: engine_config.budget.context_tokens,
+        },
+        timeout: Duration::from_millis(args.time_budget_ms),
+        api_key: remote::api_key(
+            args.api_key_env.as_deref().unwrap_or("WEFT_EVAL_API_KEY"),
+            args.api_key_env.is_some(),
+        )?,
+    };
+    let mut specs: Vec<ModelSpec> = Vec::new();
     for model in &args.models {
-        specs.push(model_spec(model)?);
+        let spec = model_spec(model, &remote_options)?;
+        if specs.iter().any(|s| s.label == spec.label) {
+            bail!("two models are labelled {}; give them labels as LABEL=MODEL", spec.label);
+        }
+        specs.push(spec);
     }
     if specs.is_empty() && !args.oracle && !args.empty {
         let path = config.model_file(None)?;
-        specs.push(ModelSpec { label: label_of(&path.to_string_lossy()), path });
+        specs.push(ModelSpec { label: label_of(&path.to_string_lossy()), source: ModelSource::Gguf(path) });
     }
 
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut manifest = open_manifest(&args.out, settings)?;
+    for spec in &specs {
+        let backend = spec.backend();
+        match manifest.models.get(&spec.label) {
+            Some(there) if *there != backend => bail!(
+                "{} holds results of another model labelled {}; give this one another label, or use another --out\n  there: {there}\n  now:   {backend}",
+                args.out.display(),
+                spec.label
+            ),
+            _ => _ = manifest.models.insert(spec.label.clone(), backend),
+        }
+    }
+    // Written now, so that an interrupted run is resumed with its settings.
+    write_json(&args.out.join("run.json"), &manifest)?;
     let contexts = args.contexts.clone();
 
     let sandbox = if benchmarks.iter().any(|(b, _)| b.runs_tests()) {
@@ -293,15 +344,20 @@ pub async fn run(args: EvalArgs, config: Config) -> anyhow::Result<ExitCode> {
     }
     let mut models_info = serde_json::Map::new();
     let mut tasks_run = 0;
+    let mut deferred = 0;
     for completer in sanity {
-        tasks_run += run_completer(&runner, &completer, &benchmarks, &contexts).await?;
+        let progress = run_completer(&runner, &completer, &benchmarks, &contexts).await?;
+        tasks_run += progress.recorded;
+        deferred += progress.deferred;
     }
     for spec in &specs {
         let completer = Completer::load(spec, load.clone(), engine_config.clone())
             .await
-            .with_context(|| format!("cannot load {}", spec.path.display()))?;
+            .with_context(|| format!("cannot load model {}", spec.label))?;
         models_info.insert(spec.label.clone(), completer.info());
-        tasks_run += run_completer(&runner, &completer, &benchmarks, &contexts).await?;
+        let progress = run_completer(&runner, &completer, &benchmarks, &contexts).await?;
+        tasks_run += progress.recorded;
+        deferred += progress.deferred;
     }
 
     let wall_s = started.elapsed().as_secs_f64();
@@ -339,6 +395,12 @@ pub async fn run(args: EvalArgs, config: Config) -> anyhow::Result<ExitCode> {
             answer.rejected
         );
     }
+    if deferred > 0 {
+        tracing::error!(
+            "{deferred} tasks failed at a remote server and have no result; run the same command again to retry them"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -347,18 +409,20 @@ async fn run_completer(
     completer: &Completer,
     benchmarks: &[(Benchmark, Vec<Task>)],
     contexts: &[ContextMode],
-) -> anyhow::Result<usize> {
-    let mut ran = 0;
+) -> anyhow::Result<run::CellProgress> {
+    let mut ran = run::CellProgress::default();
     for (benchmark, tasks) in benchmarks {
         let modes: &[ContextMode] = if *benchmark == Benchmark::Repo { contexts } else { &[ContextMode::None] };
         for &context in modes {
             let started = Instant::now();
-            let n = runner.run_cell(completer, context, tasks).await?;
+            let progress = runner.run_cell(completer, context, tasks).await?;
+            let n = progress.recorded;
             if n > 0 {
                 let s = started.elapsed().as_secs_f64();
                 tracing::info!("{} {} {}: {n} tasks in {s:.1} s", completer.label(), benchmark.name(), context.name());
             }
-            ran += n;
+            ran.recorded += n;
+            ran.deferred += progress.deferred;
         }
     }
     Ok(ran)
@@ -367,7 +431,12 @@ async fn run_completer(
 fn open_manifest(dir: &Path, settings: RunSettings) -> anyhow::Result<RunManifest> {
     let path = dir.join("run.json");
     if !path.is_file() {
-        return Ok(RunManifest { run_id: uuid::Uuid::new_v4(), settings, invocations: Vec::new() });
+        return Ok(RunManifest {
+            run_id: uuid::Uuid::new_v4(),
+            settings,
+            models: BTreeMap::new(),
+            invocations: Vec::new(),
+        });
     }
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let manifest: RunManifest =
@@ -389,15 +458,18 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// `LABEL=MODEL` or `MODEL`; the label defaults to the registry name or the
-/// file name without `.gguf`.
-fn model_spec(arg: &str) -> anyhow::Result<ModelSpec> {
+/// `LABEL=MODEL` or `MODEL`; the label defaults to the registry name, the
+/// file name without `.gguf`, or a remote model's name.
+fn model_spec(arg: &str, remote: &RemoteOptions) -> anyhow::Result<ModelSpec> {
     let (label, model) = match arg.split_once('=') {
-        Some((label, model)) if !label.is_empty() && !label.contains('/') => (Some(label.to_owned()), model),
+        Some((label, model)) if !label.is_empty() && !label.contains(['/', ':']) => (Some(label.to_owned()), model),
         _ => (None, arg),
     };
+    if let Some(remote) = RemoteModel::parse(model, remote)? {
+        return Ok(ModelSpec { label: label.unwrap_or_else(|| remote.label()), source: ModelSource::Remote(remote) });
+    }
     let path = resolve_model(model)?;
-    Ok(ModelSpec { label: label.unwrap_or_else(|| label_of(model)), path })
+    Ok(ModelSpec { label: label.unwrap_or_else(|| label_of(model)), source: ModelSource::Gguf(path) })
 }
 
 fn label_of(model: &str) -> String {

@@ -15,6 +15,16 @@ use super::results::{ResultStore, TaskResult};
 use super::sandbox::{RunStatus, Sandbox};
 use super::task::{ContextMode, Task};
 
+/// The tasks of a cell that ran.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CellProgress {
+    /// Written to `results.jsonl`.
+    pub recorded: usize,
+    /// Failed for a reason outside the model (a remote server that did not
+    /// answer): not recorded, so the next run retries them.
+    pub deferred: usize,
+}
+
 /// What every cell of a run shares.
 pub struct Runner {
     pub store: Mutex<ResultStore>,
@@ -30,14 +40,19 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Runs the tasks of a cell that have no result yet; returns how many ran.
-    pub async fn run_cell(&self, completer: &Completer, context: ContextMode, tasks: &[Task]) -> anyhow::Result<usize> {
+    /// Runs the tasks of a cell that have no result yet.
+    pub async fn run_cell(
+        &self,
+        completer: &Completer,
+        context: ContextMode,
+        tasks: &[Task],
+    ) -> anyhow::Result<CellProgress> {
         let label = completer.label();
         let todo: Vec<&Task> = {
             let store = self.store.lock().expect("result store lock");
             tasks.iter().filter(|t| !store.is_done(&key(label, t, context))).collect()
         };
-        let Some(first) = todo.first() else { return Ok(0) };
+        let Some(first) = todo.first() else { return Ok(CellProgress::default()) };
         let name = format!("{label} {} {}", first.benchmark.name(), context.name());
         if todo.len() < tasks.len() {
             tracing::info!("{name}: resuming, {} of {} tasks done", tasks.len() - todo.len(), tasks.len());
@@ -54,11 +69,23 @@ impl Runner {
         let mut results = futures_util::stream::iter(todo)
             .map(|task| self.run_task(completer, context, source.clone(), task))
             .buffer_unordered(self.concurrency.max(1));
-        let mut done = 0;
+        let mut progress = CellProgress::default();
         while let Some(result) = results.next().await {
-            let result = result?;
-            self.store.lock().expect("result store lock").append(&result)?;
-            done += 1;
+            let (result, retry_later) = result?;
+            if retry_later {
+                if progress.deferred == 0 {
+                    tracing::warn!(
+                        "{name}: {} failed, to be retried by the next run: {}",
+                        result.task_id,
+                        result.error.as_deref().unwrap_or_default()
+                    );
+                }
+                progress.deferred += 1;
+            } else {
+                self.store.lock().expect("result store lock").append(&result)?;
+                progress.recorded += 1;
+            }
+            let done = progress.recorded + progress.deferred;
             bar.inc(1);
             // Without a terminal (a run under nohup), progress goes to the log.
             if bar.is_hidden() && (done % log_every == 0 || done == total) {
@@ -66,7 +93,10 @@ impl Runner {
             }
         }
         bar.finish_and_clear();
-        Ok(done)
+        if progress.deferred > 0 {
+            tracing::warn!("{name}: {} tasks failed at the server and were not recorded", progress.deferred);
+        }
+        Ok(progress)
     }
 
     async fn run_task(
@@ -75,7 +105,7 @@ impl Runner {
         context: ContextMode,
         source: Option<Arc<ContextSource>>,
         task: &Task,
-    ) -> anyhow::Result<TaskResult> {
+    ) -> anyhow::Result<(TaskResult, bool)> {
         let mut errors = Vec::new();
         let (snippets, context_ms) = match (source, &task.workspace) {
             (Some(source), Some(workspace)) => {
@@ -108,7 +138,7 @@ impl Runner {
             _ => None,
         };
         let passed = task.tests.as_ref().map(|_| run.as_ref().is_some_and(|r| r.status == RunStatus::Passed));
-        Ok(TaskResult {
+        let result = TaskResult {
             model: completer.label().to_owned(),
             benchmark: task.benchmark.name().to_owned(),
             context: context.name().to_owned(),
@@ -130,7 +160,8 @@ impl Runner {
             context_ms,
             timings: generated.timings,
             error: (!errors.is_empty()).then(|| errors.join("; ")),
-        })
+        };
+        Ok((result, generated.retry_later))
     }
 }
 
