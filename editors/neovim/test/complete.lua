@@ -28,7 +28,12 @@ local ok, err = xpcall(function()
   weft.setup({
     cmd = { vim.env.WEFT_BIN, "lsp" },
     model = vim.env.WEFT_MODEL,
-    env = { WEFT_MAX_TOKENS = vim.env.WEFT_MAX_TOKENS, WEFT_LOG = "info", WEFT_CONFIG = vim.env.WEFT_CONFIG },
+    env = {
+      WEFT_MAX_TOKENS = vim.env.WEFT_MAX_TOKENS,
+      WEFT_LOG = "info",
+      WEFT_CONFIG = vim.env.WEFT_CONFIG,
+      WEFT_N_THREADS = vim.env.WEFT_N_THREADS or "1",
+    },
     telemetry = true, -- exercise didShowCompletion / didPartiallyAcceptCompletion
     native = false, -- test the plugin's own ghost text on every version
     auto_trigger = false,
@@ -104,12 +109,44 @@ local ok, err = xpcall(function()
   out("second suggestion: " .. vim.inspect(again))
   weft.dismiss()
 
-  -- :WeftAgent degrades gracefully without agents server-side.
-  local has_agents = vim.tbl_contains((caps.executeCommandProvider or {}).commands or {}, "weft.agent.explain")
-  if not has_agents then
-    vim.cmd("WeftAgent explain")
-    out("agents: not advertised by the server (skipped)")
+  -- :WeftAgent runs an agent on the selected lines: work-done progress
+  -- from begin to end, then the run's report in a scratch buffer.
+  local commands = (caps.executeCommandProvider or {}).commands or {}
+  if not vim.tbl_contains(commands, "weft.agent.explain") then
+    fail("the server does not advertise weft.agent.explain: " .. vim.inspect(commands))
   end
+  local agent = require("weft.agent")
+  local source = vim.api.nvim_get_current_buf()
+  vim.cmd("1,4WeftAgent explain")
+  local token = next(agent.active)
+  if not token then
+    fail(":WeftAgent explain sent no request")
+  end
+  wait(240000, function()
+    return vim.bo.filetype == "markdown" and vim.api.nvim_get_current_buf() ~= source
+  end, "the explain report")
+  local report = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  out("agent report:\n  " .. table.concat(report, "\n  "))
+  eq(report[1], "## Weft explain: completed", "report heading")
+  local kinds = vim.tbl_map(function(v)
+    return v.kind
+  end, agent.progress[token] or {})
+  out("agent progress: " .. table.concat(kinds, " "))
+  eq(kinds[1], "begin", "first progress")
+  eq(kinds[#kinds], "end", "last progress")
+  eq(vim.tbl_contains(kinds, "report"), true, "a progress report")
+  eq(next(agent.active), nil, "no run left active")
+  vim.cmd("close")
+  -- Status knows the run; cancel without a running run says so.
+  local status
+  agent.run("status", { callback = function(result)
+    status = result
+  end })
+  wait(10000, function()
+    return status ~= nil
+  end, "weft.agent.status")
+  eq(#agent.runs_of(status) >= 1, true, "weft.agent.status lists the run")
+  eq(agent.runs_of(status)[1].state, "completed", "the run's state")
 
   -- :checkhealth weft must run without Lua errors.
   vim.cmd("checkhealth weft")

@@ -22,8 +22,14 @@ import {
   StatusState,
   WeftStatus,
   WorkDoneValue,
+  INSTRUCTION_ACTIONS,
   acceptCommandOf,
+  activeRuns,
   agentCommandParams,
+  agentSummary,
+  describeRun,
+  instructionFromText,
+  isWorkflow,
   commandsForClient,
   didShowParams,
   formatAgentResult,
@@ -198,6 +204,41 @@ async function acceptInline(item: InlineItem): Promise<void> {
   }
 }
 
+function showSummary(summary: { text: string; level: "info" | "warning" | "error" }): void {
+  const show =
+    summary.level === "error"
+      ? vscode.window.showErrorMessage
+      : summary.level === "warning"
+        ? vscode.window.showWarningMessage
+        : vscode.window.showInformationMessage;
+  void show(summary.text, "Show Output").then((choice) => {
+    if (choice) output.show(true);
+  });
+}
+
+/** `weft.agent.status` and `weft.agent.cancel`: ask about runs, no progress. */
+async function queryRuns(lc: LanguageClient, action: "status" | "cancel"): Promise<void> {
+  const statusResult = await lc.sendRequest(ExecuteCommandRequest.type, agentCommandParams("status", {}));
+  if (action === "status") {
+    output.appendLine(formatAgentResult("status", statusResult));
+    output.appendLine(status.view().tooltip);
+    output.show(true);
+    return;
+  }
+  const runs = activeRuns(statusResult);
+  if (runs.length === 0) {
+    void vscode.window.showInformationMessage("Weft: no agent run is running");
+    return;
+  }
+  const picked =
+    runs.length === 1
+      ? runs[0]
+      : (await vscode.window.showQuickPick(runs.map((run) => ({ label: describeRun(run), run })), { title: "Cancel which run?" }))?.run;
+  if (!picked) return;
+  const result = await lc.sendRequest(ExecuteCommandRequest.type, agentCommandParams("cancel", { runId: picked.runId }));
+  void vscode.window.showInformationMessage(formatAgentResult("cancel", result));
+}
+
 async function runAgent(action: AgentAction): Promise<void> {
   const lc = client;
   if (!lc || lc.state !== State.Running) {
@@ -205,25 +246,50 @@ async function runAgent(action: AgentAction): Promise<void> {
     return;
   }
   if (!serverHasCommand(lc.initializeResult?.capabilities, `weft.agent.${action}`)) {
-    // Servers without agents: say so (and show the local status for `status`).
+    // Servers without agents (or with `[agent] enabled = false`): say so.
     const message =
       action === "status"
         ? status.view().tooltip.replace(/\n/g, " · ")
-        : `this weft server has no agent command weft.agent.${action} (update weft)`;
+        : `this weft server has no agent command weft.agent.${action} (update weft, or set [agent] enabled = true)`;
     void vscode.window.showInformationMessage(`Weft: ${message}`);
+    return;
+  }
+  if (!isWorkflow(action)) {
+    try {
+      await queryRuns(lc, action as "status" | "cancel");
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${(err as Error).message ?? String(err)}`);
+    }
     return;
   }
   const editor = vscode.window.activeTextEditor;
   const selection = editor?.selection;
-  const context = editor
-    ? {
-        uri: lc.code2ProtocolConverter.asUri(editor.document.uri),
-        languageId: editor.document.languageId,
-        selection: selection ? lc.code2ProtocolConverter.asRange(selection) : undefined,
-        selectedText: selection && !selection.isEmpty ? editor.document.getText(selection) : undefined,
-        workspaceFolder: vscode.workspace.getWorkspaceFolder(editor.document.uri)?.uri.toString(),
-      }
-    : {};
+  const selectedText = editor && selection && !selection.isEmpty ? editor.document.getText(selection) : undefined;
+  let instruction: string | undefined;
+  if (INSTRUCTION_ACTIONS.includes(action)) {
+    instruction = await vscode.window.showInputBox({
+      title: `Weft: ${action}`,
+      prompt: "What should the agent do?",
+      value: instructionFromText(selectedText) ?? "",
+      ignoreFocusOut: true,
+    });
+    if (!instruction) return;
+  } else if (!editor) {
+    void vscode.window.showErrorMessage(`Weft: weft.agent.${action} works on a file: open one and select code`);
+    return;
+  }
+  const context = {
+    instruction,
+    ...(editor
+      ? {
+          uri: lc.code2ProtocolConverter.asUri(editor.document.uri),
+          languageId: editor.document.languageId,
+          selection: selection && !selection.isEmpty ? lc.code2ProtocolConverter.asRange(selection) : undefined,
+          selectedText,
+          workspaceFolder: vscode.workspace.getWorkspaceFolder(editor.document.uri)?.uri.toString(),
+        }
+      : {}),
+  };
   const token = `weft/agent/${action}/${Date.now()}/${++progressCounter}`;
   const params = agentCommandParams(action, context, token);
   await vscode.window.withProgress(
@@ -234,18 +300,24 @@ async function runAgent(action: AgentAction): Promise<void> {
         const update = tracker.update(value as WorkDoneValue);
         progress.report(update);
       });
+      // The server stops the run on either: the progress token's cancel
+      // and the request's $/cancelRequest.
       const source = new vscode.CancellationTokenSource();
       cancel.onCancellationRequested(() => {
-        source.cancel();
         void lc.sendNotification("window/workDoneProgress/cancel", { token });
+        source.cancel();
       });
       try {
+        // The server's workspace/applyEdit and weft-review diagnostics are
+        // handled by the language client itself while this runs.
         const result = await lc.sendRequest(ExecuteCommandRequest.type, params, source.token);
         output.appendLine(formatAgentResult(action, result));
-        output.show(true);
+        output.appendLine("");
+        showSummary(agentSummary(action, result));
       } catch (err) {
         const message = (err as Error).message ?? String(err);
-        void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${message}`);
+        if (source.token.isCancellationRequested) void vscode.window.showInformationMessage(`Weft: ${action} cancelled`);
+        else void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${message}`);
       } finally {
         sub.dispose();
         source.dispose();
