@@ -117,7 +117,7 @@ local ok, err = xpcall(function()
   end
   local agent = require("weft.agent")
   local source = vim.api.nvim_get_current_buf()
-  vim.cmd("1,4WeftAgent explain")
+  vim.cmd("1,3WeftAgent explain")
   local token = next(agent.active)
   if not token then
     fail(":WeftAgent explain sent no request")
@@ -138,13 +138,18 @@ local ok, err = xpcall(function()
   eq(next(agent.active), nil, "no run left active")
   vim.cmd("close")
   -- Status knows the run; cancel without a running run says so.
-  local status
-  agent.run("status", { callback = function(result)
-    status = result
-  end })
+  local status, status_err
+  agent.run("status", {
+    callback = function(result, e)
+      status, status_err = result, e or false
+    end,
+  })
   wait(10000, function()
-    return status ~= nil
+    return status_err ~= nil
   end, "weft.agent.status")
+  if status_err then
+    fail("weft.agent.status: " .. vim.inspect(status_err))
+  end
   eq(#agent.runs_of(status) >= 1, true, "weft.agent.status lists the run")
   eq(agent.runs_of(status)[1].state, "completed", "the run's state")
 

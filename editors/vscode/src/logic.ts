@@ -268,13 +268,13 @@ export function formatAgentResult(action: AgentAction, result: unknown): string 
   const lines = [`## Weft ${result.workflow}: ${result.state}`, ""];
   if (result.summary) lines.push(result.summary, "");
   if (result.question) lines.push(`Question: ${result.question}`, "");
-  if (result.error) lines.push(`Error: ${result.error}`, "");
+  if (result.error && result.error !== result.summary) lines.push(`Error: ${result.error}`, "");
   const ex = result.explanation;
   if (ex) {
     if (ex.summary && ex.summary !== result.summary) lines.push(ex.summary, "");
     for (const step of ex.walkthrough ?? []) lines.push(`- ${step}`);
-    if (ex.pitfalls?.length) lines.push("", "Pitfalls:", ...ex.pitfalls.map((p) => `- ${p}`));
-    lines.push("");
+    if (ex.walkthrough?.length) lines.push("");
+    if (ex.pitfalls?.length) lines.push("Pitfalls:", ...ex.pitfalls.map((p) => `- ${p}`), "");
   }
   const steps = result.plan?.steps ?? [];
   if (steps.length) {

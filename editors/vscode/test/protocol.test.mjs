@@ -24,7 +24,7 @@ const file = join(dir, "fib.py");
 const text = "def fibonacci(n):\n    if n < 2:\n        return n\n    return \n";
 writeFileSync(file, text);
 // Short agent answers keep the agent test fast on a CPU.
-writeFileSync(join(dir, "config.toml"), `[agent]\nmax_tokens = ${process.env.WEFT_AGENT_MAX_TOKENS ?? "96"}\nstep_timeout_s = 150\n`);
+writeFileSync(join(dir, "config.toml"), `[agent]\nmax_tokens = ${process.env.WEFT_AGENT_MAX_TOKENS ?? "200"}\nstep_timeout_s = 150\n`);
 const uri = pathToFileURL(file).href;
 // The cursor: after "    return " on line 3.
 const cursor = { line: 3, character: 11 };

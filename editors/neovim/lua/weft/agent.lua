@@ -145,7 +145,7 @@ function M.format(action, result)
     add("Question: " .. result.question)
     add("")
   end
-  if str(result.error) then
+  if str(result.error) and result.error ~= result.summary then
     add("Error: " .. result.error)
     add("")
   end
@@ -155,17 +155,20 @@ function M.format(action, result)
       add(ex.summary)
       add("")
     end
-    for _, s in ipairs(type(ex.walkthrough) == "table" and ex.walkthrough or {}) do
+    local walkthrough = type(ex.walkthrough) == "table" and ex.walkthrough or {}
+    for _, s in ipairs(walkthrough) do
       add("- " .. tostring(s))
     end
-    if type(ex.pitfalls) == "table" and #ex.pitfalls > 0 then
+    if #walkthrough > 0 then
       add("")
+    end
+    if type(ex.pitfalls) == "table" and #ex.pitfalls > 0 then
       add("Pitfalls:")
       for _, s in ipairs(ex.pitfalls) do
         add("- " .. tostring(s))
       end
+      add("")
     end
-    add("")
   end
   local plan = type(result.plan) == "table" and type(result.plan.steps) == "table" and result.plan.steps or {}
   if #plan > 0 then
@@ -288,7 +291,8 @@ function M.run(action, opts)
     params.workDoneToken = string.format("weft/agent/%s/%d", action, vim.loop.hrtime())
     M.active[params.workDoneToken] = true
   else
-    params.arguments = { { runId = opts.run_id } }
+    -- An empty Lua table would be sent as [] (the server wants an object).
+    params.arguments = { opts.run_id and { runId = opts.run_id } or vim.empty_dict() }
   end
   w._call(client, "request", "workspace/executeCommand", params, function(err, result)
     if params.workDoneToken then
