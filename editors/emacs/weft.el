@@ -52,8 +52,9 @@
   :type '(repeat symbol))
 
 (defcustom weft-telemetry nil
-  "Opt in: send `textDocument/didShowCompletion' and
-`textDocument/didPartiallyAcceptCompletion' for ghost text."
+  "Opt in: send `textDocument/didShowCompletion',
+`textDocument/didPartiallyAcceptCompletion' and `weft/didDismissCompletion'
+for ghost text."
   :type 'boolean)
 
 (defcustom weft-request-timeout 60
@@ -160,8 +161,13 @@ The first completion waits for the model to load."
 (add-to-list 'emulation-mode-map-alists 'weft--emulation-alist)
 
 (defun weft-dismiss ()
-  "Hide the suggestion."
+  "Hide the suggestion.
+Called as a command (\\[keyboard-quit] while it shows) with
+`weft-telemetry' on, also send `weft/didDismissCompletion'."
   (interactive)
+  (when (and weft-telemetry weft--suggestion (called-interactively-p 'any))
+    (when-let ((server (eglot-current-server)))
+      (jsonrpc-notify server :weft/didDismissCompletion (list :item (nth 2 weft--suggestion)))))
   (when (overlayp weft--overlay) (delete-overlay weft--overlay))
   (setq weft--overlay nil weft--suggestion nil))
 

@@ -80,6 +80,17 @@
                                    (eglot--CompletionParams))))
         (weft-test--out "completion after telemetry: %d items"
                         (length (if (vectorp resp) resp (plist-get resp :items)))))
+      ;; Dismissing a shown suggestion (C-g) tells the server.
+      (goto-char (point-max))
+      (insert "\ndef sub(a, b):\n    return ")
+      (eglot--signal-textDocument/didChange)
+      (unless (weft-complete) (weft-test--fail "weft-complete: no suggestion to dismiss"))
+      (call-interactively (key-binding (kbd "C-g")))
+      (when weft--suggestion (weft-test--fail "the suggestion is still shown after C-g"))
+      (unless (with-current-buffer (jsonrpc-events-buffer (eglot-current-server))
+                (save-excursion (goto-char (point-min)) (search-forward "weft/didDismissCompletion" nil t)))
+        (weft-test--fail "weft/didDismissCompletion was not sent"))
+      (weft-test--out "dismiss: weft/didDismissCompletion sent")
       ;; An agent on the region: weft-agent runs weft.agent.explain in the
       ;; background; its progress and report arrive while Emacs waits.
       (transient-mark-mode 1)

@@ -30,7 +30,8 @@ local ok, err = xpcall(function()
     model = vim.env.WEFT_MODEL,
     env = {
       WEFT_MAX_TOKENS = vim.env.WEFT_MAX_TOKENS,
-      WEFT_LOG = "info",
+      -- debug for the server's "completion dismissed" line.
+      WEFT_LOG = "info,weft_lsp::server=debug",
       WEFT_CONFIG = vim.env.WEFT_CONFIG,
       WEFT_N_THREADS = vim.env.WEFT_N_THREADS or "1",
     },
@@ -107,7 +108,17 @@ local ok, err = xpcall(function()
   vim.api.nvim_win_set_cursor(0, { last, 3 })
   local again = complete()
   out("second suggestion: " .. vim.inspect(again))
-  weft.dismiss()
+  -- The explicit dismiss reaches the server (telemetry is on).
+  vim.cmd("WeftDismiss")
+  wait(10000, function()
+    local f = io.open(vim.env.WEFT_TEST_LOG, "r")
+    local log = f and f:read("*a") or ""
+    if f then
+      f:close()
+    end
+    return log:find("completion dismissed", 1, true) ~= nil
+  end, "the server to log weft/didDismissCompletion")
+  out("dismiss: weft/didDismissCompletion reached the server")
 
   -- :WeftAgent runs an agent on the selected lines: work-done progress
   -- from begin to end, then the run's report in a scratch buffer.

@@ -17,6 +17,8 @@ import {
 import {
   AGENT_ACTIONS,
   AgentAction,
+  DISMISS_NOTIFICATION,
+  OfferedSuggestion,
   InlineItem,
   ProgressTracker,
   StatusState,
@@ -42,11 +44,13 @@ import {
 } from "./logic";
 
 const LOCAL_ACCEPT = "weft._acceptInline";
+const LOCAL_DISMISS = "weft._dismissInline";
 
 let client: LanguageClient | undefined;
 let output: vscode.OutputChannel;
 let statusItem: vscode.StatusBarItem;
 const status = new StatusState();
+const offered = new OfferedSuggestion();
 let progressCounter = 0;
 
 function config() {
@@ -163,6 +167,7 @@ class WeftInlineProvider implements vscode.InlineCompletionItemProvider {
     const items = normalizeInlineResult(result);
     if (items.length > 0 && status.latencyMs === undefined) status.onLatency(Date.now() - started);
     renderStatus();
+    offered.offer(items);
     return items.map((item) => {
       const range = item.range ? lc.protocol2CodeConverter.asRange(item.range) : new vscode.Range(position, position);
       const vsItem = new vscode.InlineCompletionItem(item.insertText, range, {
@@ -194,6 +199,7 @@ class WeftInlineProvider implements vscode.InlineCompletionItemProvider {
 
 async function acceptInline(item: InlineItem): Promise<void> {
   status.accepted += 1;
+  offered.accepted();
   renderStatus();
   const command = acceptCommandOf(item);
   if (!command || !client) return;
@@ -335,6 +341,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   context.subscriptions.push(
     vscode.commands.registerCommand(LOCAL_ACCEPT, acceptInline),
+    // Escape while ghost text shows (package.json keybinding): tell the
+    // server (opt-in) and hide the suggestion as VS Code would.
+    vscode.commands.registerCommand(LOCAL_DISMISS, async () => {
+      const params = offered.dismiss();
+      if (params && telemetryEnabled()) void client?.sendNotification(DISMISS_NOTIFICATION, params);
+      await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
+    }),
     vscode.commands.registerCommand("weft.restart", async () => {
       await client?.stop();
       await startClient(context);

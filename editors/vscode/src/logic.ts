@@ -87,6 +87,32 @@ export function didShowParams(item: InlineItem): { item: WireInlineItem } {
   return { item: item.wire };
 }
 
+/** The notification for a suggestion the user dismissed (Escape). */
+export const DISMISS_NOTIFICATION = "weft/didDismissCompletion";
+
+/**
+ * The suggestion on screen, for `weft/didDismissCompletion`: set when items
+ * are offered, cleared when one is accepted; `dismiss()` gives the params
+ * once.
+ */
+export class OfferedSuggestion {
+  private item?: InlineItem;
+
+  offer(items: InlineItem[]): void {
+    this.item = items[0];
+  }
+
+  accepted(): void {
+    this.item = undefined;
+  }
+
+  dismiss(): { item: WireInlineItem } | undefined {
+    const item = this.item;
+    this.item = undefined;
+    return item ? { item: item.wire } : undefined;
+  }
+}
+
 /**
  * Params of `textDocument/didPartiallyAcceptCompletion`. VS Code passes
  * either a number (older API) or `{ kind, acceptedLength }`.

@@ -60,6 +60,21 @@ test("telemetry params echo the wire item", () => {
   assert.equal(logic.partialAcceptParams(item, undefined), undefined);
 });
 
+test("OfferedSuggestion gives dismiss params once, none after an accept", () => {
+  const items = logic.normalizeInlineResult([{ insertText: "abc", command }]);
+  const offered = new logic.OfferedSuggestion();
+  assert.equal(offered.dismiss(), undefined);
+  offered.offer(items);
+  assert.deepEqual(offered.dismiss(), { item: items[0].wire });
+  assert.equal(offered.dismiss(), undefined, "only once");
+  offered.offer(items);
+  offered.accepted();
+  assert.equal(offered.dismiss(), undefined, "an accepted suggestion is not dismissed");
+  offered.offer([]);
+  assert.equal(offered.dismiss(), undefined);
+  assert.equal(logic.DISMISS_NOTIFICATION, "weft/didDismissCompletion");
+});
+
 test("acceptCommandOf returns the server's command", () => {
   const [item] = logic.normalizeInlineResult([{ insertText: "x", command }]);
   assert.deepEqual(logic.acceptCommandOf(item), command);

@@ -160,6 +160,9 @@ test("telemetry notifications do not break the server", async () => {
   assert.ok(firstItem, "needs the previous test's item");
   conn.sendNotification("textDocument/didShowCompletion", logic.didShowParams(firstItem));
   conn.sendNotification("textDocument/didPartiallyAcceptCompletion", logic.partialAcceptParams(firstItem, 1));
+  const offered = new logic.OfferedSuggestion();
+  offered.offer([firstItem]);
+  conn.sendNotification(logic.DISMISS_NOTIFICATION, offered.dismiss());
   // The document changes (the user accepted one character) and completion
   // goes on.
   const accepted = firstItem.insertText.slice(0, 1);

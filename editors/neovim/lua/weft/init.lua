@@ -290,10 +290,16 @@ local function cancel_request()
 end
 
 --- Hides the suggestion.
-function M.dismiss()
+--- Hides the suggestion. `explicit` (the dismiss key, :WeftDismiss) also
+--- tells the server, with telemetry on: `weft/didDismissCompletion`.
+function M.dismiss(explicit)
   cancel_request()
   if current then
     clear_marks(current.bufnr)
+    local client = get_client()
+    if explicit and current.shown and current.item and client and M.config.telemetry then
+      call(client, "notify", "weft/didDismissCompletion", { item = current.item })
+    end
   end
   current = nil
 end
@@ -610,7 +616,7 @@ local function map_keys()
   if keys.dismiss and keys.dismiss ~= "" then
     vim.keymap.set("i", keys.dismiss, function()
       local was = M.visible()
-      M.dismiss()
+      M.dismiss(true)
       return was and "" or fallback(keys.dismiss)
     end, { expr = true, silent = true, desc = "weft: dismiss" })
   end
@@ -660,7 +666,7 @@ local function define_commands()
     end
   end, { nargs = "?", complete = function() return { "all", "word", "line" } end, desc = "weft: accept the suggestion" })
   cmd("WeftDismiss", function()
-    M.dismiss()
+    M.dismiss(true)
   end, {})
   cmd("WeftStatus", function()
     notify(M.statusline() .. (M.status.lastError and (" · last error: " .. M.status.lastError) or ""))
