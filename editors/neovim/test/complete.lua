@@ -148,7 +148,26 @@ local ok, err = xpcall(function()
   eq(vim.tbl_contains(kinds, "report"), true, "a progress report")
   eq(next(agent.active), nil, "no run left active")
   vim.cmd("close")
-  -- Status knows the run; cancel without a running run says so.
+  -- :WeftAgent cancel stops a running council through its progress token.
+  vim.cmd("1,3WeftAgent council")
+  local council = next(agent.active)
+  wait(60000, function()
+    for _, v in ipairs(agent.progress[council] or {}) do
+      if v.kind == "report" and v.message and v.message:find("(", 1, true) then
+        return true -- a step started, e.g. "security (security)"
+      end
+    end
+    return false
+  end, "the council's first step")
+  vim.cmd("WeftAgent cancel")
+  wait(60000, function()
+    return vim.bo.filetype == "markdown" and vim.api.nvim_get_current_buf() ~= source
+  end, "the cancelled council's report")
+  local cancelled = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  out("cancelled council: " .. table.concat(cancelled, " | "))
+  eq(cancelled[1], "## Weft council: cancelled", "cancelled report heading")
+  vim.cmd("close")
+  -- weft.agent.status knows both runs.
   local status, status_err
   agent.run("status", {
     callback = function(result, e)
@@ -161,8 +180,13 @@ local ok, err = xpcall(function()
   if status_err then
     fail("weft.agent.status: " .. vim.inspect(status_err))
   end
-  eq(#agent.runs_of(status) >= 1, true, "weft.agent.status lists the run")
-  eq(agent.runs_of(status)[1].state, "completed", "the run's state")
+  local states = {}
+  for _, run in ipairs(agent.runs_of(status)) do
+    states[run.workflow] = run.state
+  end
+  out("weft.agent.status: " .. vim.inspect(states))
+  eq(states.explain, "completed", "the explain run's state")
+  eq(states.council, "cancelled", "the council run's state")
 
   -- :checkhealth weft must run without Lua errors.
   vim.cmd("checkhealth weft")
