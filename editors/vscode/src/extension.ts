@@ -17,6 +17,7 @@ import {
 import {
   AGENT_ACTIONS,
   AgentAction,
+  AgentContext,
   DISMISS_NOTIFICATION,
   OfferedSuggestion,
   InlineItem,
@@ -29,6 +30,7 @@ import {
   activeRuns,
   agentCommandParams,
   agentSummary,
+  codeActionContext,
   describeRun,
   instructionFromText,
   isWorkflow,
@@ -245,7 +247,7 @@ async function queryRuns(lc: LanguageClient, action: "status" | "cancel"): Promi
   void vscode.window.showInformationMessage(formatAgentResult("cancel", result));
 }
 
-async function runAgent(action: AgentAction): Promise<void> {
+async function runAgent(action: AgentAction, argument?: unknown): Promise<void> {
   const lc = client;
   if (!lc || lc.state !== State.Running) {
     void vscode.window.showErrorMessage("Weft: the server is not running");
@@ -266,6 +268,12 @@ async function runAgent(action: AgentAction): Promise<void> {
     } catch (err) {
       void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${(err as Error).message ?? String(err)}`);
     }
+    return;
+  }
+  // From a server code action (the light bulb): its argument says what.
+  const fromCodeAction = codeActionContext(argument);
+  if (fromCodeAction?.uri && (fromCodeAction.instruction || !INSTRUCTION_ACTIONS.includes(action))) {
+    await runWorkflow(lc, action, fromCodeAction);
     return;
   }
   const editor = vscode.window.activeTextEditor;
@@ -296,6 +304,11 @@ async function runAgent(action: AgentAction): Promise<void> {
         }
       : {}),
   };
+  await runWorkflow(lc, action, context);
+}
+
+/** Sends the workflow with a progress token and shows progress and report. */
+async function runWorkflow(lc: LanguageClient, action: AgentAction, context: AgentContext): Promise<void> {
   const token = `weft/agent/${action}/${Date.now()}/${++progressCounter}`;
   const params = agentCommandParams(action, context, token);
   await vscode.window.withProgress(
@@ -353,7 +366,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       await startClient(context);
     }),
     vscode.languages.registerInlineCompletionItemProvider([{ scheme: "file" }, { scheme: "untitled" }], new WeftInlineProvider()),
-    ...AGENT_ACTIONS.map((action) => vscode.commands.registerCommand(`weft.agent.${action}`, () => runAgent(action))),
+    ...AGENT_ACTIONS.map((action) => vscode.commands.registerCommand(`weft.agent.${action}`, (argument?: unknown) => runAgent(action, argument))),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration("weft.serverPath") || event.affectsConfiguration("weft.model")) {
         void vscode.commands.executeCommand("weft.restart");

@@ -164,6 +164,23 @@ export function instructionFromText(text: string | undefined): string | undefine
   return instruction ? instruction : undefined;
 }
 
+/**
+ * The context a server code action carries (`{ uri, range, instruction? }`,
+ * docs/lsp-extensions.md), or undefined when the command came from the
+ * palette (no argument).
+ */
+export function codeActionContext(argument: unknown): AgentContext | undefined {
+  if (!argument || typeof argument !== "object") return undefined;
+  const a = argument as { uri?: unknown; range?: unknown; instruction?: unknown; runId?: unknown };
+  if (typeof a.uri !== "string" && typeof a.runId !== "string") return undefined;
+  const context: AgentContext = {};
+  if (typeof a.uri === "string") context.uri = a.uri;
+  if (a.range && typeof a.range === "object") context.selection = a.range as LspRange;
+  if (typeof a.instruction === "string" && a.instruction.trim() !== "") context.instruction = a.instruction;
+  if (typeof a.runId === "string") context.runId = a.runId;
+  return context;
+}
+
 /** `workspace/executeCommand` params of `weft.agent.<action>`. */
 export function agentCommandParams(
   action: AgentAction,

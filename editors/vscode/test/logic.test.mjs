@@ -121,6 +121,23 @@ test("agentCommandParams: instructions for workflows, runId for status and cance
   assert.deepEqual(logic.INSTRUCTION_ACTIONS, ["plan", "implement"]);
 });
 
+test("codeActionContext reads a server code action's argument", () => {
+  assert.equal(logic.codeActionContext(undefined), undefined);
+  assert.equal(logic.codeActionContext({}), undefined);
+  assert.equal(logic.codeActionContext("x"), undefined);
+  assert.deepEqual(logic.codeActionContext({ uri: "file:///a.py", range, instruction: "add a flag" }), {
+    uri: "file:///a.py",
+    selection: range,
+    instruction: "add a flag",
+  });
+  assert.deepEqual(logic.codeActionContext({ uri: "file:///a.py", instruction: " " }), { uri: "file:///a.py" });
+  assert.deepEqual(logic.agentCommandParams("explain", logic.codeActionContext({ uri: "file:///a.py", range }), "t"), {
+    command: "weft.agent.explain",
+    arguments: [{ uri: "file:///a.py", range }],
+    workDoneToken: "t",
+  });
+});
+
 test("instructionFromText takes the TODO or FIXME text", () => {
   assert.equal(logic.instructionFromText("x = 1  # TODO: add a --verbose flag\n"), "add a --verbose flag");
   assert.equal(logic.instructionFromText("// FIXME handle empty input"), "handle empty input");

@@ -214,12 +214,19 @@ test("weft.agent.explain reports work-done progress and returns its report", asy
     logic.serverHasCommand(init.capabilities, "weft.agent.explain"),
     `executeCommandProvider.commands lacks weft.agent.explain: ${JSON.stringify(init.capabilities.executeCommandProvider)}`,
   );
-  const token = `weft-test-explain-${Date.now()}`;
-  const params = logic.agentCommandParams(
-    "explain",
-    { uri, languageId: "python", selection: { start: { line: 0, character: 0 }, end: { line: 3, character: 0 } }, selectedText: text },
-    token,
+  // The server offers the agents as code actions on a selection; the
+  // extension runs one with the action's own argument.
+  const selection = { start: { line: 0, character: 0 }, end: { line: 3, character: 0 } };
+  const actions = await withTimeout(
+    conn.sendRequest("textDocument/codeAction", { textDocument: { uri }, range: selection, context: { diagnostics: [] } }),
+    "textDocument/codeAction",
   );
+  const explain = (actions ?? []).map((a) => a.command ?? a).find((c) => c.command === "weft.agent.explain");
+  assert.ok(explain, `no weft.agent.explain code action: ${JSON.stringify(actions)}`);
+  const context = logic.codeActionContext(explain.arguments?.[0]);
+  assert.deepEqual(context, { uri, selection }, JSON.stringify(explain));
+  const token = `weft-test-explain-${Date.now()}`;
+  const params = logic.agentCommandParams("explain", context, token);
   const result = await withTimeout(conn.sendRequest("workspace/executeCommand", params), "weft.agent.explain");
   console.log(`# ${logic.formatAgentResult("explain", result).replace(/\n/g, "\n# ")}`);
   assert.equal(result.workflow, "explain", JSON.stringify(result));
