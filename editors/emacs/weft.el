@@ -28,6 +28,7 @@
 
 (require 'cl-lib)
 (require 'subr-x)
+(require 'seq)
 (require 'eglot)
 (require 'jsonrpc)
 
@@ -51,8 +52,9 @@
   :type '(repeat symbol))
 
 (defcustom weft-telemetry nil
-  "Opt in: send `textDocument/didShowCompletion' and
-`textDocument/didPartiallyAcceptCompletion' for ghost text."
+  "Opt in: send `textDocument/didShowCompletion',
+`textDocument/didPartiallyAcceptCompletion' and `weft/didDismissCompletion'
+for ghost text."
   :type 'boolean)
 
 (defcustom weft-request-timeout 60
@@ -159,8 +161,13 @@ The first completion waits for the model to load."
 (add-to-list 'emulation-mode-map-alists 'weft--emulation-alist)
 
 (defun weft-dismiss ()
-  "Hide the suggestion."
+  "Hide the suggestion.
+Called as a command (\\[keyboard-quit] while it shows) with
+`weft-telemetry' on, also send `weft/didDismissCompletion'."
   (interactive)
+  (when (and weft-telemetry weft--suggestion (called-interactively-p 'any))
+    (when-let ((server (eglot-current-server)))
+      (jsonrpc-notify server :weft/didDismissCompletion (list :item (nth 2 weft--suggestion)))))
   (when (overlayp weft--overlay) (delete-overlay weft--overlay))
   (setq weft--overlay nil weft--suggestion nil))
 
@@ -275,33 +282,126 @@ Returns the suggestion's text, or nil.  AUTOMATIC: triggerKind 2."
 
 ;;; Agents
 
-(defconst weft-agent-actions '("plan" "implement" "test" "review" "council" "explain" "status" "cancel"))
+(defconst weft-agent-actions '("plan" "implement" "test" "review" "council" "explain" "status" "cancel")
+  "The server's `weft.agent.*' commands (docs/lsp-extensions.md).")
 
-(defun weft-agent (action)
-  "Run the server's `weft.agent.ACTION' on the region (or the buffer)."
+(defun weft-agent-instruction-from-text (text)
+  "The text after the first TODO or FIXME in TEXT, or nil."
+  (when (and text (string-match "\\<\\(?:TODO\\|FIXME\\)\\>[[:space:]:]*\\([^\n]*\\)" text))
+    (let ((instruction (string-trim (match-string 1 text))))
+      (unless (string-empty-p instruction) instruction))))
+
+(defun weft--agent-line (&rest parts)
+  "PARTS joined, nils dropped."
+  (mapconcat #'identity (delq nil parts) ""))
+
+(defun weft-agent-format (action result)
+  "RESULT of `weft.agent.ACTION' (a plist, as eglot parses JSON) as text."
+  (cond
+   ((null result) (format "weft.agent.%s: done" action))
+   ((stringp result) result)
+   ((equal action "cancel")
+    (format "Weft: run %s %s" (plist-get result :runId)
+            (if (eq (plist-get result :cancelled) t) "cancelled" "was not running")))
+   ((equal action "status")
+    (let ((runs (append (or (plist-get result :runs) (and (plist-get result :runId) (list result))) nil)))
+      (if (null runs) "Weft: no agent runs"
+        (mapconcat (lambda (r)
+                     (weft--agent-line "- " (plist-get r :workflow) " " (plist-get r :state)
+                                       (when (stringp (plist-get r :step)) (concat " at " (plist-get r :step)))
+                                       (when (stringp (plist-get r :summary)) (concat " — " (plist-get r :summary)))
+                                       " (" (plist-get r :runId) ")"))
+                   runs "\n"))))
+   (t
+    (let ((lines (list (format "## Weft %s: %s" (plist-get result :workflow) (plist-get result :state))))
+          (ex (plist-get result :explanation)))
+      (dolist (key '(:summary :question :error))
+        (when (and (stringp (plist-get result key)) (not (string-empty-p (plist-get result key))))
+          (push (concat (pcase key (:question "Question: ") (:error "Error: ") (_ "")) (plist-get result key)) lines)))
+      (when ex
+        (seq-doseq (step (plist-get ex :walkthrough)) (push (concat "- " step) lines))
+        (seq-doseq (pitfall (plist-get ex :pitfalls)) (push (concat "- pitfall: " pitfall) lines)))
+      (let ((n 0))
+        (seq-doseq (step (plist-get (plist-get result :plan) :steps))
+          (push (format "%d. %s (%s)" (cl-incf n) (plist-get step :description)
+                        (mapconcat #'identity (plist-get step :files) ", "))
+                lines)))
+      (seq-doseq (review (plist-get result :reviews))
+        (push (weft--agent-line (plist-get review :judge) ": " (plist-get review :verdict)
+                                (when (stringp (plist-get review :summary)) (concat " — " (plist-get review :summary))))
+              lines)
+        (seq-doseq (f (plist-get review :findings))
+          (push (format "  - [%s] %s:%s %s" (plist-get f :severity) (plist-get f :path)
+                        (1+ (or (plist-get f :start_line) 0)) (plist-get f :message))
+                lines)))
+      (when (plist-get result :verdict) (push (concat "Verdict: " (plist-get result :verdict)) lines))
+      (when-let ((tests (plist-get result :tests))) (push (concat "Tests: " (plist-get tests :status)) lines))
+      (when-let ((apply (plist-get result :applyEdit)))
+        (push (if (eq (plist-get apply :applied) t) "The edit was applied (undo reverts it)."
+                "The edit was not applied.")
+              lines))
+      (mapconcat #'identity (nreverse lines) "\n")))))
+
+(defun weft--agent-show (action result)
+  "Show RESULT of ACTION in the *weft agent* buffer."
+  (with-current-buffer (get-buffer-create "*weft agent*")
+    (let ((inhibit-read-only t))
+      (erase-buffer)
+      (insert (weft-agent-format action result) "\n"))
+    (display-buffer (current-buffer)))
+  (when (plist-get result :state)
+    (message "Weft %s: %s: %s" action (plist-get result :state)
+             (or (plist-get result :question) (plist-get result :error) (plist-get result :summary) ""))))
+
+(defun weft-agent (action &optional instruction)
+  "Run the server's `weft.agent.ACTION' on the region (or the buffer).
+`plan' and `implement' take INSTRUCTION (asked for; a TODO or FIXME in
+the region is the default).  The run goes on in the background; eglot
+shows its `$/progress' and applies its `workspace/applyEdit'; the report
+lands in the *weft agent* buffer."
   (interactive (list (completing-read "Weft agent: " weft-agent-actions nil t)))
   (let* ((server (eglot--current-server-or-lose))
          (command (concat "weft.agent." action))
-         (commands (append (plist-get (plist-get (eglot--capabilities server) :executeCommandProvider) :commands) nil)))
-    (if (not (member command commands))
-        (message "Weft: this server has no %s (update weft)" command)
-      (let* ((beg (if (use-region-p) (region-beginning) (point-min)))
-             (end (if (use-region-p) (region-end) (point-max)))
-             (result (jsonrpc-request
-                      server :workspace/executeCommand
-                      (list :command command
-                            :arguments (vector (list :uri (plist-get (eglot--TextDocumentIdentifier) :uri)
-                                                     :range (list :start (eglot--pos-to-lsp-position beg)
-                                                                  :end (eglot--pos-to-lsp-position end))
-                                                     :text (buffer-substring-no-properties beg end)))
-                            :workDoneToken (format "weft/agent/%s/%d" action (random 1000000))))))
-        (with-current-buffer (get-buffer-create "*weft agent*")
-          (erase-buffer)
-          (insert (cond ((stringp result) result)
-                        ((plist-get result :markdown))
-                        ((plist-get result :text))
-                        (t (format "%S" result))))
-          (display-buffer (current-buffer)))))))
+         (commands (append (plist-get (plist-get (eglot--capabilities server) :executeCommandProvider) :commands) nil))
+         (region (use-region-p))
+         (beg (if region (region-beginning) (point-min)))
+         (end (if region (region-end) (point-max)))
+         (text (buffer-substring-no-properties beg end)))
+    (cond
+     ((not (member command commands))
+      (message "Weft: this server has no %s (update weft, or set [agent] enabled = true)" command))
+     ((member action '("status" "cancel"))
+      (let* ((status (jsonrpc-request server :workspace/executeCommand
+                                      (list :command "weft.agent.status" :arguments (vector (list)))))
+             (active (seq-filter (lambda (r) (member (plist-get r :state) '("queued" "running")))
+                                 (plist-get status :runs))))
+        (if (equal action "status")
+            (weft--agent-show "status" status)
+          (if (seq-empty-p active)
+              (message "Weft: no agent run is running")
+            (let ((run-id (completing-read "Cancel run: " (mapcar (lambda (r) (plist-get r :runId)) active) nil t)))
+              (message "%s" (weft-agent-format
+                             "cancel" (jsonrpc-request server :workspace/executeCommand
+                                                       (list :command command :arguments (vector (list :runId run-id)))))))))))
+     (t
+      (when (and (member action '("plan" "implement")) (not instruction))
+        (setq instruction (read-string "Instruction: " (weft-agent-instruction-from-text text))))
+      (if (and (member action '("plan" "implement")) (string-empty-p (or instruction "")))
+          (message "Weft: %s needs an instruction" action)
+        (jsonrpc-async-request
+         server :workspace/executeCommand
+         (list :command command
+               :arguments (vector (append (list :uri (plist-get (eglot--TextDocumentIdentifier) :uri)
+                                                :range (list :start (eglot--pos-to-lsp-position beg)
+                                                             :end (eglot--pos-to-lsp-position end))
+                                                :text text)
+                                          (when instruction (list :instruction instruction))))
+               :workDoneToken (format "weft/agent/%s/%d" action (random 1000000)))
+         :success-fn (lambda (result) (weft--agent-show action result))
+         :error-fn (lambda (err) (message "Weft: %s failed: %s" command (plist-get err :message)))
+         :timeout-fn (lambda () (message "Weft: %s is still running (see M-x weft-agent status)" command))
+         :timeout 3600)
+        (message "Weft: %s started" action))))))
 
 (provide 'weft)
 ;;; weft.el ends here

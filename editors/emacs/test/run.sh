@@ -16,8 +16,9 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$here/fixture.py" "$work/fib.py"
-: > "$work/config.toml"
+# Short agent answers keep weft-agent explain fast on a CPU.
+printf "[agent]\nmax_tokens = 200\nstep_timeout_s = 150\n" > "$work/config.toml"
 export WEFT_TEST_FILE="$work/fib.py" WEFT_CONFIG="$work/config.toml" WEFT_EMACS_DIR="$(dirname "$here")"
-export WEFT_MAX_TOKENS="${WEFT_MAX_TOKENS:-16}" HOME="$work"
+export WEFT_MAX_TOKENS="${WEFT_MAX_TOKENS:-16}" WEFT_N_THREADS="${WEFT_N_THREADS:-1}" HOME="$work"
 emacs --version | head -1
 timeout 300 emacs -batch -l "$here/test.el"

@@ -28,7 +28,13 @@ local ok, err = xpcall(function()
   weft.setup({
     cmd = { vim.env.WEFT_BIN, "lsp" },
     model = vim.env.WEFT_MODEL,
-    env = { WEFT_MAX_TOKENS = vim.env.WEFT_MAX_TOKENS, WEFT_LOG = "info", WEFT_CONFIG = vim.env.WEFT_CONFIG },
+    env = {
+      WEFT_MAX_TOKENS = vim.env.WEFT_MAX_TOKENS,
+      -- debug for the server's "completion dismissed" line.
+      WEFT_LOG = "info,weft_lsp::server=debug",
+      WEFT_CONFIG = vim.env.WEFT_CONFIG,
+      WEFT_N_THREADS = vim.env.WEFT_N_THREADS or "1",
+    },
     telemetry = true, -- exercise didShowCompletion / didPartiallyAcceptCompletion
     native = false, -- test the plugin's own ghost text on every version
     auto_trigger = false,
@@ -102,14 +108,85 @@ local ok, err = xpcall(function()
   vim.api.nvim_win_set_cursor(0, { last, 3 })
   local again = complete()
   out("second suggestion: " .. vim.inspect(again))
-  weft.dismiss()
+  -- The explicit dismiss reaches the server (telemetry is on).
+  vim.cmd("WeftDismiss")
+  wait(10000, function()
+    local f = io.open(vim.env.WEFT_TEST_LOG, "r")
+    local log = f and f:read("*a") or ""
+    if f then
+      f:close()
+    end
+    return log:find("completion dismissed", 1, true) ~= nil
+  end, "the server to log weft/didDismissCompletion")
+  out("dismiss: weft/didDismissCompletion reached the server")
 
-  -- :WeftAgent degrades gracefully without agents server-side.
-  local has_agents = vim.tbl_contains((caps.executeCommandProvider or {}).commands or {}, "weft.agent.explain")
-  if not has_agents then
-    vim.cmd("WeftAgent explain")
-    out("agents: not advertised by the server (skipped)")
+  -- :WeftAgent runs an agent on the selected lines: work-done progress
+  -- from begin to end, then the run's report in a scratch buffer.
+  local commands = (caps.executeCommandProvider or {}).commands or {}
+  if not vim.tbl_contains(commands, "weft.agent.explain") then
+    fail("the server does not advertise weft.agent.explain: " .. vim.inspect(commands))
   end
+  local agent = require("weft.agent")
+  local source = vim.api.nvim_get_current_buf()
+  vim.cmd("1,3WeftAgent explain")
+  local token = next(agent.active)
+  if not token then
+    fail(":WeftAgent explain sent no request")
+  end
+  wait(240000, function()
+    return vim.bo.filetype == "markdown" and vim.api.nvim_get_current_buf() ~= source
+  end, "the explain report")
+  local report = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  out("agent report:\n  " .. table.concat(report, "\n  "))
+  eq(report[1], "## Weft explain: completed", "report heading")
+  local kinds = vim.tbl_map(function(v)
+    return v.kind
+  end, agent.progress[token] or {})
+  out("agent progress: " .. table.concat(kinds, " "))
+  eq(kinds[1], "begin", "first progress")
+  eq(kinds[#kinds], "end", "last progress")
+  eq(vim.tbl_contains(kinds, "report"), true, "a progress report")
+  eq(next(agent.active), nil, "no run left active")
+  vim.cmd("close")
+  -- :WeftAgent cancel stops a running council through its progress token.
+  vim.cmd("1,3WeftAgent council")
+  local council = next(agent.active)
+  wait(60000, function()
+    for _, v in ipairs(agent.progress[council] or {}) do
+      if v.kind == "report" and v.message and v.message:find("(", 1, true) then
+        return true -- a step started, e.g. "security (security)"
+      end
+    end
+    return false
+  end, "the council's first step")
+  vim.cmd("WeftAgent cancel")
+  wait(60000, function()
+    return vim.bo.filetype == "markdown" and vim.api.nvim_get_current_buf() ~= source
+  end, "the cancelled council's report")
+  local cancelled = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  out("cancelled council: " .. table.concat(cancelled, " | "))
+  eq(cancelled[1], "## Weft council: cancelled", "cancelled report heading")
+  vim.cmd("close")
+  -- weft.agent.status knows both runs.
+  local status, status_err
+  agent.run("status", {
+    callback = function(result, e)
+      status, status_err = result, e or false
+    end,
+  })
+  wait(10000, function()
+    return status_err ~= nil
+  end, "weft.agent.status")
+  if status_err then
+    fail("weft.agent.status: " .. vim.inspect(status_err))
+  end
+  local states = {}
+  for _, run in ipairs(agent.runs_of(status)) do
+    states[run.workflow] = run.state
+  end
+  out("weft.agent.status: " .. vim.inspect(states))
+  eq(states.explain, "completed", "the explain run's state")
+  eq(states.council, "cancelled", "the council run's state")
 
   -- :checkhealth weft must run without Lua errors.
   vim.cmd("checkhealth weft")

@@ -17,7 +17,8 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$here/fixture.py" "$work/fib.py"
-: > "$work/config.toml"
+# Short agent answers keep :WeftAgent explain fast on a CPU.
+printf "[agent]\nmax_tokens = 200\nstep_timeout_s = 150\n" > "$work/config.toml"
 export WEFT_TEST_FILE="$work/fib.py" WEFT_TEST_LOG="$work/cache/nvim/lsp.log" WEFT_CONFIG="$work/config.toml"
 export WEFT_MAX_TOKENS="${WEFT_MAX_TOKENS:-16}" WEFT_PLUGIN_DIR="$plugin"
 export XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data" XDG_STATE_HOME="$work/state" XDG_CACHE_HOME="$work/cache"

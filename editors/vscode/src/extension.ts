@@ -17,13 +17,23 @@ import {
 import {
   AGENT_ACTIONS,
   AgentAction,
+  AgentContext,
+  DISMISS_NOTIFICATION,
+  OfferedSuggestion,
   InlineItem,
   ProgressTracker,
   StatusState,
   WeftStatus,
   WorkDoneValue,
+  INSTRUCTION_ACTIONS,
   acceptCommandOf,
+  activeRuns,
   agentCommandParams,
+  agentSummary,
+  codeActionContext,
+  describeRun,
+  instructionFromText,
+  isWorkflow,
   commandsForClient,
   didShowParams,
   formatAgentResult,
@@ -36,11 +46,13 @@ import {
 } from "./logic";
 
 const LOCAL_ACCEPT = "weft._acceptInline";
+const LOCAL_DISMISS = "weft._dismissInline";
 
 let client: LanguageClient | undefined;
 let output: vscode.OutputChannel;
 let statusItem: vscode.StatusBarItem;
 const status = new StatusState();
+const offered = new OfferedSuggestion();
 let progressCounter = 0;
 
 function config() {
@@ -157,6 +169,7 @@ class WeftInlineProvider implements vscode.InlineCompletionItemProvider {
     const items = normalizeInlineResult(result);
     if (items.length > 0 && status.latencyMs === undefined) status.onLatency(Date.now() - started);
     renderStatus();
+    offered.offer(items);
     return items.map((item) => {
       const range = item.range ? lc.protocol2CodeConverter.asRange(item.range) : new vscode.Range(position, position);
       const vsItem = new vscode.InlineCompletionItem(item.insertText, range, {
@@ -188,6 +201,7 @@ class WeftInlineProvider implements vscode.InlineCompletionItemProvider {
 
 async function acceptInline(item: InlineItem): Promise<void> {
   status.accepted += 1;
+  offered.accepted();
   renderStatus();
   const command = acceptCommandOf(item);
   if (!command || !client) return;
@@ -198,32 +212,103 @@ async function acceptInline(item: InlineItem): Promise<void> {
   }
 }
 
-async function runAgent(action: AgentAction): Promise<void> {
+function showSummary(summary: { text: string; level: "info" | "warning" | "error" }): void {
+  const show =
+    summary.level === "error"
+      ? vscode.window.showErrorMessage
+      : summary.level === "warning"
+        ? vscode.window.showWarningMessage
+        : vscode.window.showInformationMessage;
+  void show(summary.text, "Show Output").then((choice) => {
+    if (choice) output.show(true);
+  });
+}
+
+/** `weft.agent.status` and `weft.agent.cancel`: ask about runs, no progress. */
+async function queryRuns(lc: LanguageClient, action: "status" | "cancel"): Promise<void> {
+  const statusResult = await lc.sendRequest(ExecuteCommandRequest.type, agentCommandParams("status", {}));
+  if (action === "status") {
+    output.appendLine(formatAgentResult("status", statusResult));
+    output.appendLine(status.view().tooltip);
+    output.show(true);
+    return;
+  }
+  const runs = activeRuns(statusResult);
+  if (runs.length === 0) {
+    void vscode.window.showInformationMessage("Weft: no agent run is running");
+    return;
+  }
+  const picked =
+    runs.length === 1
+      ? runs[0]
+      : (await vscode.window.showQuickPick(runs.map((run) => ({ label: describeRun(run), run })), { title: "Cancel which run?" }))?.run;
+  if (!picked) return;
+  const result = await lc.sendRequest(ExecuteCommandRequest.type, agentCommandParams("cancel", { runId: picked.runId }));
+  void vscode.window.showInformationMessage(formatAgentResult("cancel", result));
+}
+
+async function runAgent(action: AgentAction, argument?: unknown): Promise<void> {
   const lc = client;
   if (!lc || lc.state !== State.Running) {
     void vscode.window.showErrorMessage("Weft: the server is not running");
     return;
   }
   if (!serverHasCommand(lc.initializeResult?.capabilities, `weft.agent.${action}`)) {
-    // Servers without agents: say so (and show the local status for `status`).
+    // Servers without agents (or with `[agent] enabled = false`): say so.
     const message =
       action === "status"
         ? status.view().tooltip.replace(/\n/g, " · ")
-        : `this weft server has no agent command weft.agent.${action} (update weft)`;
+        : `this weft server has no agent command weft.agent.${action} (update weft, or set [agent] enabled = true)`;
     void vscode.window.showInformationMessage(`Weft: ${message}`);
+    return;
+  }
+  if (!isWorkflow(action)) {
+    try {
+      await queryRuns(lc, action as "status" | "cancel");
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${(err as Error).message ?? String(err)}`);
+    }
+    return;
+  }
+  // From a server code action (the light bulb): its argument says what.
+  const fromCodeAction = codeActionContext(argument);
+  if (fromCodeAction?.uri && (fromCodeAction.instruction || !INSTRUCTION_ACTIONS.includes(action))) {
+    await runWorkflow(lc, action, fromCodeAction);
     return;
   }
   const editor = vscode.window.activeTextEditor;
   const selection = editor?.selection;
-  const context = editor
-    ? {
-        uri: lc.code2ProtocolConverter.asUri(editor.document.uri),
-        languageId: editor.document.languageId,
-        selection: selection ? lc.code2ProtocolConverter.asRange(selection) : undefined,
-        selectedText: selection && !selection.isEmpty ? editor.document.getText(selection) : undefined,
-        workspaceFolder: vscode.workspace.getWorkspaceFolder(editor.document.uri)?.uri.toString(),
-      }
-    : {};
+  const selectedText = editor && selection && !selection.isEmpty ? editor.document.getText(selection) : undefined;
+  let instruction: string | undefined;
+  if (INSTRUCTION_ACTIONS.includes(action)) {
+    instruction = await vscode.window.showInputBox({
+      title: `Weft: ${action}`,
+      prompt: "What should the agent do?",
+      value: instructionFromText(selectedText) ?? "",
+      ignoreFocusOut: true,
+    });
+    if (!instruction) return;
+  } else if (!editor) {
+    void vscode.window.showErrorMessage(`Weft: weft.agent.${action} works on a file: open one and select code`);
+    return;
+  }
+  const context = {
+    instruction,
+    ...(editor
+      ? {
+          uri: lc.code2ProtocolConverter.asUri(editor.document.uri),
+          languageId: editor.document.languageId,
+          selection: selection && !selection.isEmpty ? lc.code2ProtocolConverter.asRange(selection) : undefined,
+          selectedText,
+          workspaceFolder: vscode.workspace.getWorkspaceFolder(editor.document.uri)?.uri.toString(),
+        }
+      : {}),
+  };
+  await runWorkflow(lc, action, context);
+}
+
+/** Sends the workflow with a progress token and shows progress and report. */
+async function runWorkflow(lc: LanguageClient, action: AgentAction, context: AgentContext): Promise<void> {
   const token = `weft/agent/${action}/${Date.now()}/${++progressCounter}`;
   const params = agentCommandParams(action, context, token);
   await vscode.window.withProgress(
@@ -234,18 +319,24 @@ async function runAgent(action: AgentAction): Promise<void> {
         const update = tracker.update(value as WorkDoneValue);
         progress.report(update);
       });
+      // The server stops the run on either: the progress token's cancel
+      // and the request's $/cancelRequest.
       const source = new vscode.CancellationTokenSource();
       cancel.onCancellationRequested(() => {
-        source.cancel();
         void lc.sendNotification("window/workDoneProgress/cancel", { token });
+        source.cancel();
       });
       try {
+        // The server's workspace/applyEdit and weft-review diagnostics are
+        // handled by the language client itself while this runs.
         const result = await lc.sendRequest(ExecuteCommandRequest.type, params, source.token);
         output.appendLine(formatAgentResult(action, result));
-        output.show(true);
+        output.appendLine("");
+        showSummary(agentSummary(action, result));
       } catch (err) {
         const message = (err as Error).message ?? String(err);
-        void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${message}`);
+        if (source.token.isCancellationRequested) void vscode.window.showInformationMessage(`Weft: ${action} cancelled`);
+        else void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${message}`);
       } finally {
         sub.dispose();
         source.dispose();
@@ -263,12 +354,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   context.subscriptions.push(
     vscode.commands.registerCommand(LOCAL_ACCEPT, acceptInline),
+    // Escape while ghost text shows (package.json keybinding): tell the
+    // server (opt-in) and hide the suggestion as VS Code would.
+    vscode.commands.registerCommand(LOCAL_DISMISS, async () => {
+      const params = offered.dismiss();
+      if (params && telemetryEnabled()) void client?.sendNotification(DISMISS_NOTIFICATION, params);
+      await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
+    }),
     vscode.commands.registerCommand("weft.restart", async () => {
       await client?.stop();
       await startClient(context);
     }),
     vscode.languages.registerInlineCompletionItemProvider([{ scheme: "file" }, { scheme: "untitled" }], new WeftInlineProvider()),
-    ...AGENT_ACTIONS.map((action) => vscode.commands.registerCommand(`weft.agent.${action}`, () => runAgent(action))),
+    ...AGENT_ACTIONS.map((action) => vscode.commands.registerCommand(`weft.agent.${action}`, (argument?: unknown) => runAgent(action, argument))),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration("weft.serverPath") || event.affectsConfiguration("weft.model")) {
         void vscode.commands.executeCommand("weft.restart");

@@ -87,6 +87,32 @@ export function didShowParams(item: InlineItem): { item: WireInlineItem } {
   return { item: item.wire };
 }
 
+/** The notification for a suggestion the user dismissed (Escape). */
+export const DISMISS_NOTIFICATION = "weft/didDismissCompletion";
+
+/**
+ * The suggestion on screen, for `weft/didDismissCompletion`: set when items
+ * are offered, cleared when one is accepted; `dismiss()` gives the params
+ * once.
+ */
+export class OfferedSuggestion {
+  private item?: InlineItem;
+
+  offer(items: InlineItem[]): void {
+    this.item = items[0];
+  }
+
+  accepted(): void {
+    this.item = undefined;
+  }
+
+  dismiss(): { item: WireInlineItem } | undefined {
+    const item = this.item;
+    this.item = undefined;
+    return item ? { item: item.wire } : undefined;
+  }
+}
+
 /**
  * Params of `textDocument/didPartiallyAcceptCompletion`. VS Code passes
  * either a number (older API) or `{ kind, acceptedLength }`.
@@ -114,6 +140,45 @@ export interface AgentContext {
   selection?: LspRange;
   selectedText?: string;
   workspaceFolder?: string;
+  /** What `plan` and `implement` are to do. */
+  instruction?: string;
+  /** For `status` and `cancel`. */
+  runId?: string;
+}
+
+/** The workflows that need an instruction (the others work on a selection). */
+export const INSTRUCTION_ACTIONS: readonly AgentAction[] = ["plan", "implement"];
+
+/** The actions that start a run (the others ask about runs). */
+export function isWorkflow(action: AgentAction): boolean {
+  return action !== "status" && action !== "cancel";
+}
+
+/**
+ * An instruction found in the selection: the text after the first `TODO` or
+ * `FIXME` (the server's code actions do the same), else undefined.
+ */
+export function instructionFromText(text: string | undefined): string | undefined {
+  const match = /\b(?:TODO|FIXME)\b[:\s]*(.*)/.exec(text ?? "");
+  const instruction = match?.[1]?.trim();
+  return instruction ? instruction : undefined;
+}
+
+/**
+ * The context a server code action carries (`{ uri, range, instruction? }`,
+ * docs/lsp-extensions.md), or undefined when the command came from the
+ * palette (no argument).
+ */
+export function codeActionContext(argument: unknown): AgentContext | undefined {
+  if (!argument || typeof argument !== "object") return undefined;
+  const a = argument as { uri?: unknown; range?: unknown; instruction?: unknown; runId?: unknown };
+  if (typeof a.uri !== "string" && typeof a.runId !== "string") return undefined;
+  const context: AgentContext = {};
+  if (typeof a.uri === "string") context.uri = a.uri;
+  if (a.range && typeof a.range === "object") context.selection = a.range as LspRange;
+  if (typeof a.instruction === "string" && a.instruction.trim() !== "") context.instruction = a.instruction;
+  if (typeof a.runId === "string") context.runId = a.runId;
+  return context;
 }
 
 /** `workspace/executeCommand` params of `weft.agent.<action>`. */
@@ -123,16 +188,21 @@ export function agentCommandParams(
   workDoneToken?: string,
 ): { command: string; arguments: unknown[]; workDoneToken?: string } {
   const argument: Record<string, unknown> = {};
-  if (context.uri) argument.uri = context.uri;
-  if (context.languageId) argument.languageId = context.languageId;
-  if (context.selection) argument.range = context.selection;
-  if (context.selectedText !== undefined && context.selectedText !== "") argument.text = context.selectedText;
-  if (context.workspaceFolder) argument.workspaceFolder = context.workspaceFolder;
+  if (isWorkflow(action)) {
+    if (context.instruction) argument.instruction = context.instruction;
+    if (context.uri) argument.uri = context.uri;
+    if (context.languageId) argument.languageId = context.languageId;
+    if (context.selection) argument.range = context.selection;
+    if (context.selectedText !== undefined && context.selectedText !== "") argument.text = context.selectedText;
+    if (context.workspaceFolder) argument.workspaceFolder = context.workspaceFolder;
+  } else if (context.runId) {
+    argument.runId = context.runId;
+  }
   const params: { command: string; arguments: unknown[]; workDoneToken?: string } = {
     command: `weft.agent.${action}`,
     arguments: [argument],
   };
-  if (workDoneToken) params.workDoneToken = workDoneToken;
+  if (workDoneToken && isWorkflow(action)) params.workDoneToken = workDoneToken;
   return params;
 }
 
@@ -148,15 +218,141 @@ export function commandsForClient(commands: string[]): string[] {
   return commands.filter((c) => c !== ACCEPT_COMMAND && !c.startsWith("weft.agent."));
 }
 
-/** A result of an agent command as text for the output channel. */
+/** One run as `weft.agent.status` describes it. */
+export interface AgentRunStatus {
+  runId: string;
+  workflow?: string;
+  state?: string;
+  step?: string | null;
+  summary?: string | null;
+}
+
+/** The runs of a `weft.agent.status` answer (`{ runs }` or one run). */
+export function runsOfStatus(result: unknown): AgentRunStatus[] {
+  if (!result || typeof result !== "object") return [];
+  const r = result as { runs?: unknown; runId?: unknown };
+  const list = Array.isArray(r.runs) ? r.runs : typeof r.runId === "string" ? [r] : [];
+  return list.filter((x): x is AgentRunStatus => !!x && typeof (x as AgentRunStatus).runId === "string");
+}
+
+/** Runs that can still be cancelled. */
+export function activeRuns(result: unknown): AgentRunStatus[] {
+  return runsOfStatus(result).filter((r) => r.state === "queued" || r.state === "running");
+}
+
+/** One line per run, for a quick pick or the output channel. */
+export function describeRun(run: AgentRunStatus): string {
+  const parts = [`${run.workflow ?? "run"} ${run.state ?? "?"}`];
+  if (run.step) parts.push(`at ${run.step}`);
+  if (run.summary) parts.push(`— ${run.summary}`);
+  return `${parts.join(" ")} (${run.runId})`;
+}
+
+/** The parts of a run report (docs/lsp-extensions.md) the editor shows. */
+interface AgentReport {
+  runId?: string;
+  workflow?: string;
+  state?: string;
+  summary?: string;
+  error?: string;
+  question?: string;
+  verdict?: string;
+  decision_rule?: string;
+  plan?: { steps?: { description?: string; files?: string[] }[] };
+  edits?: { path?: string; kind?: string }[];
+  reviews?: {
+    judge?: string;
+    verdict?: string;
+    summary?: string;
+    findings?: { path?: string; start_line?: number; end_line?: number; severity?: string; message?: string }[];
+  }[];
+  tests?: { status?: string; exit_code?: number | null; output?: string };
+  test_analysis?: { passed?: boolean; analysis?: string };
+  explanation?: { summary?: string; walkthrough?: string[]; pitfalls?: string[] };
+  iterations?: number;
+  duration_ms?: number;
+  total_tokens?: number;
+  applyEdit?: { applied?: boolean; failureReason?: string | null };
+}
+
+function isReport(result: unknown): result is AgentReport {
+  return !!result && typeof result === "object" && typeof (result as AgentReport).state === "string" && "workflow" in result;
+}
+
+/** A one-line summary of a run report, for a notification. */
+export function agentSummary(action: AgentAction, result: unknown): { text: string; level: "info" | "warning" | "error" } {
+  if (!isReport(result)) return { text: `weft.agent.${action}: done`, level: "info" };
+  const head = `Weft ${result.workflow}: ${result.state}`;
+  if (result.state === "waiting_for_input") return { text: `${head}: ${result.question ?? result.summary ?? ""}`, level: "warning" };
+  if (result.state === "failed") return { text: `${head}: ${result.error ?? result.summary ?? ""}`, level: "error" };
+  const edit = result.applyEdit ? (result.applyEdit.applied ? " (edit applied)" : " (edit not applied)") : "";
+  return { text: `${head}: ${result.summary ?? ""}${edit}`, level: result.state === "completed" ? "info" : "warning" };
+}
+
+/** A result of an agent command as Markdown-ish text for the output channel. */
 export function formatAgentResult(action: AgentAction, result: unknown): string {
   if (result === null || result === undefined) return `weft.agent.${action}: done`;
   if (typeof result === "string") return result;
-  const r = result as { message?: unknown; text?: unknown; markdown?: unknown };
-  for (const key of ["markdown", "text", "message"] as const) {
-    if (typeof r[key] === "string") return r[key] as string;
+  if (action === "status" || (action !== "cancel" && !isReport(result) && runsOfStatus(result).length > 0)) {
+    const runs = runsOfStatus(result);
+    return runs.length === 0 ? "Weft: no agent runs" : ["Weft agent runs:", ...runs.map((r) => `- ${describeRun(r)}`)].join("\n");
   }
-  return JSON.stringify(result, null, 2);
+  if (action === "cancel") {
+    const r = result as { runId?: string; cancelled?: boolean };
+    return `Weft: run ${r.runId ?? "?"} ${r.cancelled ? "cancelled" : "was not running"}`;
+  }
+  if (!isReport(result)) {
+    const r = result as { message?: unknown; text?: unknown; markdown?: unknown };
+    for (const key of ["markdown", "text", "message"] as const) {
+      if (typeof r[key] === "string") return r[key] as string;
+    }
+    return JSON.stringify(result, null, 2);
+  }
+  const lines = [`## Weft ${result.workflow}: ${result.state}`, ""];
+  if (result.summary) lines.push(result.summary, "");
+  if (result.question) lines.push(`Question: ${result.question}`, "");
+  if (result.error && result.error !== result.summary) lines.push(`Error: ${result.error}`, "");
+  const ex = result.explanation;
+  if (ex) {
+    if (ex.summary && ex.summary !== result.summary) lines.push(ex.summary, "");
+    for (const step of ex.walkthrough ?? []) lines.push(`- ${step}`);
+    if (ex.walkthrough?.length) lines.push("");
+    if (ex.pitfalls?.length) lines.push("Pitfalls:", ...ex.pitfalls.map((p) => `- ${p}`), "");
+  }
+  const steps = result.plan?.steps ?? [];
+  if (steps.length) {
+    lines.push("Plan:");
+    steps.forEach((s, i) => lines.push(`${i + 1}. ${s.description ?? ""}${s.files?.length ? ` (${s.files.join(", ")})` : ""}`));
+    lines.push("");
+  }
+  if (result.edits?.length) lines.push(`Edits: ${result.edits.map((e) => `${e.kind ?? "modify"} ${e.path ?? "?"}`).join(", ")}`);
+  if (result.applyEdit) {
+    lines.push(
+      result.applyEdit.applied ? "The edit was applied (undo reverts it)." : `The edit was not applied: ${result.applyEdit.failureReason ?? "refused"}`,
+    );
+  }
+  if (result.edits?.length || result.applyEdit) lines.push("");
+  for (const review of result.reviews ?? []) {
+    lines.push(`${review.judge ?? "review"}: ${review.verdict ?? "?"}${review.summary ? ` — ${review.summary}` : ""}`);
+    for (const f of review.findings ?? []) {
+      const at = f.start_line !== undefined ? `:${f.start_line + 1}` : "";
+      lines.push(`  - [${f.severity ?? "info"}] ${f.path ?? ""}${at} ${f.message ?? ""}`);
+    }
+  }
+  if (result.verdict) lines.push(`Verdict: ${result.verdict}${result.decision_rule ? ` (${result.decision_rule})` : ""}`);
+  if (result.reviews?.length || result.verdict) lines.push("");
+  if (result.tests) {
+    lines.push(`Tests: ${result.tests.status ?? "?"}${result.tests.exit_code != null ? ` (exit ${result.tests.exit_code})` : ""}`);
+    if (result.test_analysis?.analysis) lines.push(result.test_analysis.analysis);
+    lines.push("");
+  }
+  const stats = [];
+  if (result.iterations) stats.push(`${result.iterations} iteration(s)`);
+  if (result.total_tokens !== undefined) stats.push(`${result.total_tokens} tokens`);
+  if (result.duration_ms !== undefined) stats.push(formatLatency(result.duration_ms));
+  if (result.runId) stats.push(`run ${result.runId}`);
+  if (stats.length) lines.push(stats.join(" · "));
+  return lines.join("\n").trimEnd();
 }
 
 /** `$/progress` values (work-done progress). */

@@ -60,6 +60,21 @@ test("telemetry params echo the wire item", () => {
   assert.equal(logic.partialAcceptParams(item, undefined), undefined);
 });
 
+test("OfferedSuggestion gives dismiss params once, none after an accept", () => {
+  const items = logic.normalizeInlineResult([{ insertText: "abc", command }]);
+  const offered = new logic.OfferedSuggestion();
+  assert.equal(offered.dismiss(), undefined);
+  offered.offer(items);
+  assert.deepEqual(offered.dismiss(), { item: items[0].wire });
+  assert.equal(offered.dismiss(), undefined, "only once");
+  offered.offer(items);
+  offered.accepted();
+  assert.equal(offered.dismiss(), undefined, "an accepted suggestion is not dismissed");
+  offered.offer([]);
+  assert.equal(offered.dismiss(), undefined);
+  assert.equal(logic.DISMISS_NOTIFICATION, "weft/didDismissCompletion");
+});
+
 test("acceptCommandOf returns the server's command", () => {
   const [item] = logic.normalizeInlineResult([{ insertText: "x", command }]);
   assert.deepEqual(logic.acceptCommandOf(item), command);
@@ -90,11 +105,139 @@ test("serverHasCommand and commandsForClient", () => {
   assert.deepEqual(logic.commandsForClient(caps.executeCommandProvider.commands), ["other"]);
 });
 
-test("formatAgentResult", () => {
+test("agentCommandParams: instructions for workflows, runId for status and cancel", () => {
+  const params = logic.agentCommandParams("implement", { instruction: "add a flag", uri: "file:///a.py", runId: "r1" }, "tok");
+  assert.deepEqual(params, {
+    command: "weft.agent.implement",
+    arguments: [{ instruction: "add a flag", uri: "file:///a.py" }],
+    workDoneToken: "tok",
+  });
+  assert.deepEqual(logic.agentCommandParams("cancel", { runId: "r1", uri: "file:///a.py" }, "tok"), {
+    command: "weft.agent.cancel",
+    arguments: [{ runId: "r1" }],
+  });
+  assert.equal(logic.isWorkflow("explain"), true);
+  assert.equal(logic.isWorkflow("status"), false);
+  assert.deepEqual(logic.INSTRUCTION_ACTIONS, ["plan", "implement"]);
+});
+
+test("codeActionContext reads a server code action's argument", () => {
+  assert.equal(logic.codeActionContext(undefined), undefined);
+  assert.equal(logic.codeActionContext({}), undefined);
+  assert.equal(logic.codeActionContext("x"), undefined);
+  assert.deepEqual(logic.codeActionContext({ uri: "file:///a.py", range, instruction: "add a flag" }), {
+    uri: "file:///a.py",
+    selection: range,
+    instruction: "add a flag",
+  });
+  assert.deepEqual(logic.codeActionContext({ uri: "file:///a.py", instruction: " " }), { uri: "file:///a.py" });
+  assert.deepEqual(logic.agentCommandParams("explain", logic.codeActionContext({ uri: "file:///a.py", range }), "t"), {
+    command: "weft.agent.explain",
+    arguments: [{ uri: "file:///a.py", range }],
+    workDoneToken: "t",
+  });
+});
+
+test("instructionFromText takes the TODO or FIXME text", () => {
+  assert.equal(logic.instructionFromText("x = 1  # TODO: add a --verbose flag\n"), "add a --verbose flag");
+  assert.equal(logic.instructionFromText("// FIXME handle empty input"), "handle empty input");
+  assert.equal(logic.instructionFromText("# TODO"), undefined);
+  assert.equal(logic.instructionFromText("TODOS are not todos"), undefined);
+  assert.equal(logic.instructionFromText(undefined), undefined);
+});
+
+test("runsOfStatus, activeRuns and describeRun", () => {
+  const status = {
+    runs: [
+      { runId: "a", workflow: "explain", state: "completed", step: null, summary: "explains fib" },
+      { runId: "b", workflow: "implement", state: "running", step: "code (coder)", summary: null },
+      { runId: "c", workflow: "plan", state: "queued" },
+      { nope: 1 },
+    ],
+  };
+  assert.deepEqual(logic.runsOfStatus(status).map((r) => r.runId), ["a", "b", "c"]);
+  assert.deepEqual(logic.activeRuns(status).map((r) => r.runId), ["b", "c"]);
+  assert.deepEqual(logic.runsOfStatus({ runId: "x", state: "unknown" }).map((r) => r.state), ["unknown"]);
+  assert.deepEqual(logic.runsOfStatus(null), []);
+  assert.equal(logic.describeRun(status.runs[1]), "implement running at code (coder) (b)");
+  assert.equal(logic.describeRun(status.runs[0]), "explain completed — explains fib (a)");
+});
+
+const council = {
+  runId: "r1",
+  run_id: "r1",
+  workflow: "council",
+  state: "completed",
+  summary: "REVISE (security REJECT, performance APPROVE, maintainability REVISE)",
+  verdict: "REVISE",
+  decision_rule: "majority",
+  edits: [],
+  reviews: [
+    {
+      judge: "security",
+      verdict: "REJECT",
+      summary: "shell injection",
+      findings: [{ path: "cli.py", start_line: 3, end_line: 3, severity: "error", message: "shell=True", source: "security" }],
+    },
+  ],
+  iterations: 1,
+  steps: [],
+  duration_ms: 5120,
+  total_tokens: 2210,
+  cost_usd: 0,
+};
+
+test("formatAgentResult renders run reports, status and cancel", () => {
   assert.equal(logic.formatAgentResult("plan", null), "weft.agent.plan: done");
   assert.equal(logic.formatAgentResult("plan", "text"), "text");
   assert.equal(logic.formatAgentResult("plan", { markdown: "# plan" }), "# plan");
   assert.equal(logic.formatAgentResult("plan", { a: 1 }), '{\n  "a": 1\n}');
+  const text = logic.formatAgentResult("council", council);
+  assert.match(text, /^## Weft council: completed\n/);
+  assert.match(text, /security: REJECT — shell injection\n  - \[error\] cli\.py:4 shell=True/);
+  assert.match(text, /Verdict: REVISE \(majority\)/);
+  assert.match(text, /2210 tokens · 5\.1 s · run r1$/);
+  const explain = logic.formatAgentResult("explain", {
+    workflow: "explain",
+    state: "completed",
+    summary: "Computes Fibonacci numbers",
+    explanation: { summary: "Computes Fibonacci numbers", walkthrough: ["base case", "recursion"], pitfalls: ["exponential time"] },
+  });
+  assert.equal(explain, "## Weft explain: completed\n\nComputes Fibonacci numbers\n\n- base case\n- recursion\n\nPitfalls:\n- exponential time");
+  const implement = logic.formatAgentResult("implement", {
+    workflow: "implement",
+    state: "completed",
+    summary: "APPROVE",
+    plan: { steps: [{ description: "fix add", files: ["calc.py"] }] },
+    edits: [{ path: "calc.py", kind: "modify" }],
+    tests: { status: "passed", exit_code: 0 },
+    test_analysis: { passed: true, analysis: "all pass" },
+    applyEdit: { applied: true },
+  });
+  assert.match(implement, /Plan:\n1\. fix add \(calc\.py\)/);
+  assert.match(implement, /Edits: modify calc\.py\nThe edit was applied/);
+  assert.match(implement, /Tests: passed \(exit 0\)\nall pass/);
+  assert.equal(logic.formatAgentResult("status", { runs: [] }), "Weft: no agent runs");
+  assert.equal(logic.formatAgentResult("status", { runs: [{ runId: "b", workflow: "plan", state: "running" }] }), "Weft agent runs:\n- plan running (b)");
+  assert.equal(logic.formatAgentResult("cancel", { runId: "b", cancelled: true }), "Weft: run b cancelled");
+  assert.equal(logic.formatAgentResult("cancel", { runId: "b", cancelled: false }), "Weft: run b was not running");
+});
+
+test("agentSummary picks the message and its level", () => {
+  assert.deepEqual(logic.agentSummary("council", council), { text: `Weft council: completed: ${council.summary}`, level: "info" });
+  assert.deepEqual(
+    logic.agentSummary("implement", { workflow: "implement", state: "waiting_for_input", summary: "", question: "What should change?" }),
+    { text: "Weft implement: waiting_for_input: What should change?", level: "warning" },
+  );
+  assert.deepEqual(logic.agentSummary("test", { workflow: "test", state: "failed", summary: "", error: "step timed out" }), {
+    text: "Weft test: failed: step timed out",
+    level: "error",
+  });
+  assert.equal(
+    logic.agentSummary("implement", { workflow: "implement", state: "completed", summary: "APPROVE", applyEdit: { applied: false } }).text,
+    "Weft implement: completed: APPROVE (edit not applied)",
+  );
+  assert.deepEqual(logic.agentSummary("explain", null), { text: "weft.agent.explain: done", level: "info" });
 });
 
 test("ProgressTracker turns percentages into increments", () => {

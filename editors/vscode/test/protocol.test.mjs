@@ -23,7 +23,8 @@ const dir = mkdtempSync(join(tmpdir(), "weft-vscode-"));
 const file = join(dir, "fib.py");
 const text = "def fibonacci(n):\n    if n < 2:\n        return n\n    return \n";
 writeFileSync(file, text);
-writeFileSync(join(dir, "config.toml"), "");
+// Short agent answers keep the agent test fast on a CPU.
+writeFileSync(join(dir, "config.toml"), `[agent]\nmax_tokens = ${process.env.WEFT_AGENT_MAX_TOKENS ?? "200"}\nstep_timeout_s = 150\n`);
 const uri = pathToFileURL(file).href;
 // The cursor: after "    return " on line 3.
 const cursor = { line: 3, character: 11 };
@@ -48,7 +49,15 @@ function withTimeout(promise, what) {
 
 before(async () => {
   proc = spawn(BIN, ["lsp", "--model", MODEL], {
-    env: { ...process.env, WEFT_CONFIG: join(dir, "config.toml"), WEFT_LOG: "info", WEFT_MAX_TOKENS: process.env.WEFT_MAX_TOKENS ?? "16" },
+    env: {
+      ...process.env,
+      WEFT_CONFIG: join(dir, "config.toml"),
+      WEFT_LOG: "info",
+      WEFT_MAX_TOKENS: process.env.WEFT_MAX_TOKENS ?? "16",
+      // One thread: on a loaded two-core machine two threads wait on each
+      // other at every ggml barrier.
+      WEFT_N_THREADS: process.env.WEFT_N_THREADS ?? "1",
+    },
     stdio: ["pipe", "pipe", "pipe"],
   });
   proc.stderr.on("data", (chunk) => {
@@ -151,6 +160,9 @@ test("telemetry notifications do not break the server", async () => {
   assert.ok(firstItem, "needs the previous test's item");
   conn.sendNotification("textDocument/didShowCompletion", logic.didShowParams(firstItem));
   conn.sendNotification("textDocument/didPartiallyAcceptCompletion", logic.partialAcceptParams(firstItem, 1));
+  const offered = new logic.OfferedSuggestion();
+  offered.offer([firstItem]);
+  conn.sendNotification(logic.DISMISS_NOTIFICATION, offered.dismiss());
   // The document changes (the user accepted one character) and completion
   // goes on.
   const accepted = firstItem.insertText.slice(0, 1);
@@ -197,20 +209,55 @@ test("model loading reports work-done progress", async (t) => {
   console.log(`# loading progress: ${values.map((v) => v.kind + (v.message ? ` (${v.message})` : "")).join(" → ")}`);
 });
 
-test("weft.agent.explain reports work-done progress", async (t) => {
-  if (!logic.serverHasCommand(init.capabilities, "weft.agent.explain")) {
-    t.skip("the server does not advertise weft.agent.explain in executeCommandProvider.commands (agents not implemented server-side yet)");
-    return;
-  }
-  const token = `weft-test-explain-${Date.now()}`;
-  const params = logic.agentCommandParams(
-    "explain",
-    { uri, languageId: "python", selection: { start: { line: 0, character: 0 }, end: { line: 3, character: 0 } }, selectedText: text },
-    token,
+test("weft.agent.explain reports work-done progress and returns its report", async () => {
+  assert.ok(
+    logic.serverHasCommand(init.capabilities, "weft.agent.explain"),
+    `executeCommandProvider.commands lacks weft.agent.explain: ${JSON.stringify(init.capabilities.executeCommandProvider)}`,
   );
-  await withTimeout(conn.sendRequest("workspace/executeCommand", params), "weft.agent.explain");
+  // The server offers the agents as code actions on a selection; the
+  // extension runs one with the action's own argument.
+  const selection = { start: { line: 0, character: 0 }, end: { line: 3, character: 0 } };
+  const actions = await withTimeout(
+    conn.sendRequest("textDocument/codeAction", { textDocument: { uri }, range: selection, context: { diagnostics: [] } }),
+    "textDocument/codeAction",
+  );
+  const explain = (actions ?? []).map((a) => a.command ?? a).find((c) => c.command === "weft.agent.explain");
+  assert.ok(explain, `no weft.agent.explain code action: ${JSON.stringify(actions)}`);
+  const context = logic.codeActionContext(explain.arguments?.[0]);
+  assert.deepEqual(context, { uri, selection }, JSON.stringify(explain));
+  const token = `weft-test-explain-${Date.now()}`;
+  const params = logic.agentCommandParams("explain", context, token);
+  const result = await withTimeout(conn.sendRequest("workspace/executeCommand", params), "weft.agent.explain");
+  console.log(`# ${logic.formatAgentResult("explain", result).replace(/\n/g, "\n# ")}`);
+  assert.equal(result.workflow, "explain", JSON.stringify(result));
+  assert.equal(result.state, "completed", JSON.stringify(result));
+  assert.equal(typeof result.runId, "string");
+  assert.equal(result.runId, result.run_id);
+  assert.equal(typeof result.explanation?.summary, "string", JSON.stringify(result));
+  assert.ok(result.explanation.summary.length > 0, JSON.stringify(result));
+  assert.ok(result.steps.length >= 1 && result.steps.every((s) => s.completion_tokens > 0), JSON.stringify(result.steps));
+  assert.match(logic.agentSummary("explain", result).text, /^Weft explain: completed: /);
+
   await new Promise((resolve) => setTimeout(resolve, 200));
   const values = progress.get(token) ?? [];
+  console.log(`# agent progress: ${values.map((v) => v.kind + (v.title ? ` "${v.title}"` : "") + (v.message ? ` (${v.message})` : "")).join(" → ")}`);
   assert.equal(values[0]?.kind, "begin", `progress: ${JSON.stringify(values)}`);
+  assert.equal(values[0].title, "Weft: explain");
+  assert.equal(values[0].cancellable, true);
+  assert.ok(values.slice(1, -1).length > 0 && values.slice(1, -1).every((v) => v.kind === "report"), `progress: ${JSON.stringify(values)}`);
   assert.equal(values.at(-1)?.kind, "end", `progress: ${JSON.stringify(values)}`);
+  assert.match(values.at(-1).message ?? "", /^completed/);
+
+  // The finished run is known to weft.agent.status; cancelling it is a no-op.
+  const status = await withTimeout(
+    conn.sendRequest("workspace/executeCommand", logic.agentCommandParams("status", { runId: result.runId })),
+    "weft.agent.status",
+  );
+  assert.deepEqual(logic.runsOfStatus(status).map((r) => [r.runId, r.workflow, r.state]), [[result.runId, "explain", "completed"]]);
+  assert.deepEqual(logic.activeRuns(status), []);
+  const cancelled = await withTimeout(
+    conn.sendRequest("workspace/executeCommand", logic.agentCommandParams("cancel", { runId: result.runId })),
+    "weft.agent.cancel",
+  );
+  assert.deepEqual(cancelled, { runId: result.runId, cancelled: false });
 });

@@ -184,16 +184,8 @@ local function on_show_message(err, result, ctx, config)
   return vim.lsp.handlers["window/showMessage"](err, result, ctx, config)
 end
 
-local agent_progress = {}
 local function on_progress(err, result, ctx, config)
-  if type(result) == "table" and type(result.token) == "string" and result.token:match("^weft/agent/") then
-    local value = result.value or {}
-    agent_progress[result.token] = agent_progress[result.token] or {}
-    table.insert(agent_progress[result.token], value)
-    local title = value.title or ""
-    local msg = value.message or ""
-    local pct = value.percentage and string.format(" %d%%%%", value.percentage) or ""
-    api.nvim_echo({ { string.format("weft agent %s: %s %s%s", value.kind or "", title, msg, pct) } }, false, {})
+  if require("weft.agent").on_progress(result) then
     return
   end
   local default = vim.lsp.handlers["$/progress"]
@@ -201,7 +193,6 @@ local function on_progress(err, result, ctx, config)
     return default(err, result, ctx, config)
   end
 end
-M.agent_progress = agent_progress
 
 -- ---------------------------------------------------------------- client
 
@@ -299,10 +290,16 @@ local function cancel_request()
 end
 
 --- Hides the suggestion.
-function M.dismiss()
+--- Hides the suggestion. `explicit` (the dismiss key, :WeftDismiss) also
+--- tells the server, with telemetry on: `weft/didDismissCompletion`.
+function M.dismiss(explicit)
   cancel_request()
   if current then
     clear_marks(current.bufnr)
+    local client = get_client()
+    if explicit and current.shown and current.item and client and M.config.telemetry then
+      call(client, "notify", "weft/didDismissCompletion", { item = current.item })
+    end
   end
   current = nil
 end
@@ -583,71 +580,11 @@ end
 
 -- ---------------------------------------------------------------- agents
 
-local function agent_arguments(bufnr, line1, line2)
-  local client = get_client()
-  local arg = { uri = vim.uri_from_bufnr(bufnr), languageId = vim.bo[bufnr].filetype }
-  if line1 and line2 then
-    local lines = api.nvim_buf_get_lines(bufnr, line1 - 1, line2, false)
-    arg.range = { start = { line = line1 - 1, character = 0 }, ["end"] = { line = line2, character = 0 } }
-    arg.text = table.concat(lines, "\n")
-  end
-  if client and client.config and client.config.root_dir then
-    arg.workspaceFolder = vim.uri_from_fname(client.config.root_dir)
-  end
-  return arg
-end
-
-local function server_commands(client)
-  local caps = client and client.server_capabilities or (client and client.resolved_capabilities) or {}
-  local provider = caps.executeCommandProvider or {}
-  return provider.commands or {}
-end
-
---- Runs `weft.agent.<action>` on the selection (lines line1..line2) with a
---- work-done progress token; the result goes to a scratch buffer.
-function M.agent(action, line1, line2, callback)
-  if not vim.tbl_contains(M.AGENT_ACTIONS, action) then
-    notify("unknown agent action " .. tostring(action) .. " (one of " .. table.concat(M.AGENT_ACTIONS, ", ") .. ")", vim.log.levels.ERROR)
-    return
-  end
-  local bufnr = api.nvim_get_current_buf()
-  M.attach(bufnr)
-  local client = get_client()
-  if not client then
-    notify("the server is not running", vim.log.levels.ERROR)
-    return
-  end
-  local command = "weft.agent." .. action
-  if not vim.tbl_contains(server_commands(client), command) then
-    if action == "status" then
-      notify(M.statusline() .. (M.status.lastError and (" · last error: " .. M.status.lastError) or ""))
-    else
-      notify("this weft server has no agent command " .. command .. " (update weft)", vim.log.levels.WARN)
-    end
-    if callback then
-      callback(nil, "unsupported")
-    end
-    return
-  end
-  local token = string.format("weft/agent/%s/%d", action, vim.loop.hrtime())
-  local params = { command = command, arguments = { agent_arguments(bufnr, line1, line2) }, workDoneToken = token }
-  call(client, "request", "workspace/executeCommand", params, function(err, result)
-    if callback then
-      return callback(result, err)
-    end
-    if err then
-      notify(command .. " failed: " .. tostring(err.message), vim.log.levels.ERROR)
-      return
-    end
-    local text = type(result) == "string" and result
-      or (type(result) == "table" and (result.markdown or result.text or result.message))
-      or vim.inspect(result)
-    vim.cmd("botright new")
-    local out = api.nvim_get_current_buf()
-    vim.bo[out].buftype = "nofile"
-    vim.bo[out].filetype = "markdown"
-    api.nvim_buf_set_lines(out, 0, -1, false, split_lines(text))
-  end, bufnr)
+--- Runs `weft.agent.<action>` on lines line1..line2 (see weft.agent.run for
+--- opts: instruction, run_id, callback).
+function M.agent(action, line1, line2, opts)
+  opts = vim.tbl_extend("force", opts or {}, { line1 = line1, line2 = line2 })
+  return require("weft.agent").run(action, opts)
 end
 
 -- ---------------------------------------------------------------- setup
@@ -679,7 +616,7 @@ local function map_keys()
   if keys.dismiss and keys.dismiss ~= "" then
     vim.keymap.set("i", keys.dismiss, function()
       local was = M.visible()
-      M.dismiss()
+      M.dismiss(true)
       return was and "" or fallback(keys.dismiss)
     end, { expr = true, silent = true, desc = "weft: dismiss" })
   end
@@ -729,26 +666,32 @@ local function define_commands()
     end
   end, { nargs = "?", complete = function() return { "all", "word", "line" } end, desc = "weft: accept the suggestion" })
   cmd("WeftDismiss", function()
-    M.dismiss()
+    M.dismiss(true)
   end, {})
   cmd("WeftStatus", function()
     notify(M.statusline() .. (M.status.lastError and (" · last error: " .. M.status.lastError) or ""))
   end, {})
   cmd("WeftAgent", function(o)
+    local action, rest = o.args:match("^%s*(%S+)%s*(.-)%s*$")
     local line1, line2
     if o.range and o.range > 0 then
       line1, line2 = o.line1, o.line2
     end
-    M.agent(o.args, line1, line2)
+    local agent = require("weft.agent")
+    local extra = rest ~= "" and rest or nil
+    M.agent(action, line1, line2, agent.is_workflow(action or "") and { instruction = extra } or { run_id = extra })
   end, {
-    nargs = 1,
+    nargs = "+",
     range = true,
-    complete = function(lead)
+    complete = function(lead, line)
+      if line:match("WeftAgent%s+%S+%s") then
+        return {}
+      end
       return vim.tbl_filter(function(a)
         return a:sub(1, #lead) == lead
       end, M.AGENT_ACTIONS)
     end,
-    desc = "weft: run an agent on the selection",
+    desc = "weft: run an agent on the selection (:WeftAgent implement <instruction>, :WeftAgent cancel [runId])",
   })
 end
 
