@@ -90,7 +90,10 @@ async fn every_grammar_shape_is_accepted_by_llama_cpp() {
         let result = chat().chat(request(messages, 1, Some(schema.clone())), CancellationToken::new()).await;
         match result {
             Ok(_) => {}
-            Err(ChatError::InvalidOutput(reason)) => assert!(reason.contains("cut at max_tokens (1)"), "{reason}"),
+            Err(ChatError::InvalidOutput(reason, usage)) => {
+                assert!(reason.contains("cut at max_tokens (1)"), "{reason}");
+                assert_eq!(usage.completion_tokens, 1, "a failed answer still counts its tokens");
+            }
             Err(other) => panic!("{schema}: {other}"),
         }
     }
@@ -102,7 +105,7 @@ async fn an_answer_cut_by_max_tokens_is_invalid_output() {
     let schema = json!({"type": "array", "items": {"type": "string", "maxLength": 20}, "minItems": 3, "maxItems": 3});
     let result = chat().chat(request(messages, 3, Some(schema)), CancellationToken::new()).await;
     match result {
-        Err(ChatError::InvalidOutput(reason)) => {
+        Err(ChatError::InvalidOutput(reason, _)) => {
             assert_eq!(reason, "the answer was cut at max_tokens (3) before its JSON was complete");
         }
         other => panic!("{other:?}"),

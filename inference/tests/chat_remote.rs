@@ -132,7 +132,10 @@ async fn an_invalid_answer_gets_one_repair_request() {
     server.push(openai_answer("I approve."));
     server.push(openai_answer("{\"verdict\": 3}"));
     let err = chat.chat(request(Some(verdict_schema())), CancellationToken::new()).await.unwrap_err();
-    assert!(matches!(&err, ChatError::InvalidOutput(m) if m.ends_with("found 3 (after one repair request)")), "{err}");
+    assert!(
+        matches!(&err, ChatError::InvalidOutput(m, _) if m.ends_with("found 3 (after one repair request)")),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -107,6 +107,8 @@ impl Session {
             schema: Some(schema),
         };
         let step_cancel = self.cancel.child_token();
+        // An answer that failed its schema still cost its tokens.
+        let mut failed_usage = None;
         let _stop_on_drop = step_cancel.clone().drop_guard();
         let answer = tokio::select! {
             biased;
@@ -118,7 +120,12 @@ impl Session {
                         Err(Stop::TimedOut(format!("step {step} took longer than {:?}", self.config.step_timeout)))
                     }
                     Ok(Err(ChatError::Cancelled)) if self.cancel.is_cancelled() => Err(Stop::Cancelled),
-                    Ok(Err(err)) => Err(Stop::Failed(format!("step {step} ({}): {err}", role.name()))),
+                    Ok(Err(err)) => {
+                        if let ChatError::InvalidOutput(_, usage) = &err {
+                            failed_usage = Some(*usage);
+                        }
+                        Err(Stop::Failed(format!("step {step} ({}): {err}", role.name())))
+                    }
                     Ok(Ok(response)) => Ok(response),
                 }
             }
@@ -126,6 +133,13 @@ impl Session {
         let response = match answer {
             Ok(response) => response,
             Err(stop) => {
+                if let Some(usage) = failed_usage {
+                    let cost = self.backends.cost(&backend.model(), usage);
+                    let record = &mut self.steps[index];
+                    record.prompt_tokens = usage.prompt_tokens;
+                    record.completion_tokens = usage.completion_tokens;
+                    record.cost_usd = cost;
+                }
                 self.finish_step(index, started, Some(stop_message(&stop)));
                 return Err(stop);
             }

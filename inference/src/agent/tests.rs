@@ -331,6 +331,16 @@ async fn failures_of_the_backend_or_of_its_answer_fail_the_run() {
     assert!(report.error.as_deref().unwrap().contains("breaker open"), "{report:?}");
     assert_eq!(report.steps[0].error, report.error);
 
+    // An answer that failed its schema still counts its tokens and cost.
+    let usage = ChatUsage { prompt_tokens: 40, completion_tokens: 64 };
+    let invalid = Reply::Fail(ChatError::InvalidOutput("cut at max_tokens".into(), usage));
+    let cast = Cast::new().role(AgentRole::Explainer, vec![invalid]);
+    let Outcome { report, .. } = run(AgentConfig::default(), &cast, ws.clone(), selected(Workflow::Explain)).await;
+    assert_eq!(report.state, RunState::Failed);
+    let step = &report.steps[0];
+    assert_eq!((step.prompt_tokens, step.completion_tokens), (40, 64), "{step:?}");
+    assert!((step.cost_usd - 0.04).abs() < 1e-9, "{step:?}");
+
     let cast = Cast::new().role(AgentRole::Explainer, vec![Reply::Text("I think it adds numbers.")]);
     let Outcome { report, .. } = run(AgentConfig::default(), &cast, ws.clone(), selected(Workflow::Explain)).await;
     assert_eq!(report.state, RunState::Failed);

@@ -306,14 +306,12 @@ impl<'m> ChatWorker<'m> {
             self.decode_one(token.0)?;
         };
         let text = String::from_utf8_lossy(&raw).trim_end().to_owned();
+        let usage = ChatUsage { prompt_tokens: tokens.len() as u32, completion_tokens: generated };
         if let Some((schema, _)) = constraint {
-            check_answer(schema, &text, finish, request.max_tokens)?;
+            check_answer(schema, &text, finish, request.max_tokens)
+                .map_err(|reason| ChatError::InvalidOutput(reason, usage))?;
         }
-        Ok(ChatResponse {
-            text,
-            model: self.model.info().name.clone(),
-            usage: ChatUsage { prompt_tokens: tokens.len() as u32, completion_tokens: generated },
-        })
+        Ok(ChatResponse { text, model: self.model.info().name.clone(), usage })
     }
 
     /// The conversation as token ids, through the model's chat template,
@@ -480,19 +478,17 @@ impl Sampling {
 
 /// A grammar-constrained answer is valid JSON unless generation was cut;
 /// it is checked anyway, so a grammar bug cannot pass unnoticed.
-fn check_answer(schema: &Schema, text: &str, finish: Finish, max_tokens: u32) -> Result<(), ChatError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|err| {
-        ChatError::InvalidOutput(match finish {
-            Finish::MaxTokens => {
-                format!("the answer was cut at max_tokens ({max_tokens}) before its JSON was complete")
-            }
-            Finish::ContextFull => "the answer filled the context before its JSON was complete".to_owned(),
-            Finish::EndOfTurn => format!("the grammar-constrained answer is not JSON ({err}): {text}"),
-        })
+fn check_answer(schema: &Schema, text: &str, finish: Finish, max_tokens: u32) -> Result<(), String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|err| match finish {
+        Finish::MaxTokens => {
+            format!("the answer was cut at max_tokens ({max_tokens}) before its JSON was complete")
+        }
+        Finish::ContextFull => "the answer filled the context before its JSON was complete".to_owned(),
+        Finish::EndOfTurn => format!("the grammar-constrained answer is not JSON ({err}): {text}"),
     })?;
     schema.validate(&value).map_err(|violations| {
         let listed: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        ChatError::InvalidOutput(listed.join("; "))
+        listed.join("; ")
     })
 }
 

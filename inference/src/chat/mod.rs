@@ -100,7 +100,8 @@ pub enum ChatError {
     Unavailable(String),
     /// The answer did not satisfy the requested schema, repair included.
     #[error("the answer does not match its schema: {0}")]
-    InvalidOutput(String),
+    /// The tokens it took are counted all the same.
+    InvalidOutput(String, ChatUsage),
     /// Anything else: a 4xx, a model that failed to load…
     #[error("{0}")]
     Failed(String),

@@ -151,7 +151,7 @@ impl Shared {
         };
         match extract_valid_json(&schema, &second.text) {
             Ok(json) => Ok(response(json, second.model, usage)),
-            Err(problem) => Err(ChatError::InvalidOutput(format!("{problem} (after one repair request)"))),
+            Err(problem) => Err(ChatError::InvalidOutput(format!("{problem} (after one repair request)"), usage)),
         }
     }
 
