@@ -2,6 +2,7 @@
 
 mod engine;
 mod model;
+pub(crate) mod sequence;
 
 pub use engine::{EngineConfig, LlamaEngine, PromptBudgetConfig, default_threads, fit_budget};
 pub(crate) use model::backend;

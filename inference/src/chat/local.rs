@@ -58,6 +58,7 @@ use super::config::LocalProviderConfig;
 use super::grammar;
 use super::schema::Schema;
 use super::{ChatBackend, ChatError, ChatMessage, ChatRequest, ChatResponse, ChatUsage, Role};
+use crate::llama::sequence::{self, StepError};
 use crate::llama::{LlamaEngine, LoadOptions, LoadedModel, default_threads};
 use crate::prompt::{TokenId, Tokenize};
 
@@ -382,52 +383,22 @@ impl<'m> ChatWorker<'m> {
         Ok(Sampling { grammar, chain })
     }
 
-    /// Brings the KV cache to `tokens`, reusing the longest common prefix,
-    /// and leaves the logits of the last token ready.
+    /// Brings the KV cache to `tokens` ([`sequence::prefill`]).
     fn prefill(&mut self, tokens: &[TokenId], cancel: &CancellationToken) -> Result<(), ChatError> {
-        let common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
-        // The last prompt token is evaluated again: its logits are needed.
-        let reuse = common.min(tokens.len().saturating_sub(1));
-        self.ctx.clear_kv_cache_seq(Some(0), Some(reuse as u32), None).map_err(|e| ChatError::Failed(e.to_string()))?;
-        self.cached.truncate(reuse);
-        let mut pos = reuse;
-        while pos < tokens.len() {
-            if cancel.is_cancelled() {
-                return Err(ChatError::Cancelled);
-            }
-            let end = (pos + self.chunk).min(tokens.len());
-            self.batch.clear();
-            for (i, &token) in tokens[pos..end].iter().enumerate() {
-                let at = pos + i;
-                self.batch
-                    .add(LlamaToken(token), at as i32, &[0], at + 1 == tokens.len())
-                    .map_err(|e| ChatError::Failed(e.to_string()))?;
-            }
-            self.decode()?;
-            self.cached.extend_from_slice(&tokens[pos..end]);
-            pos = end;
-        }
-        Ok(())
+        sequence::prefill(&mut self.ctx, &mut self.batch, &mut self.cached, self.chunk, tokens, cancel)
+            .map(|_reused| ())
+            .map_err(chat_error)
     }
 
     fn decode_one(&mut self, token: TokenId) -> Result<(), ChatError> {
-        self.batch.clear();
-        self.batch
-            .add(LlamaToken(token), self.cached.len() as i32, &[0], true)
-            .map_err(|e| ChatError::Failed(e.to_string()))?;
-        self.decode()?;
-        self.cached.push(token);
-        Ok(())
+        sequence::decode_one(&mut self.ctx, &mut self.batch, &mut self.cached, token).map_err(chat_error)
     }
+}
 
-    fn decode(&mut self) -> Result<(), ChatError> {
-        if let Err(err) = self.ctx.decode(&mut self.batch) {
-            // The cache state is unknown after a failed decode: start over.
-            self.ctx.clear_kv_cache();
-            self.cached.clear();
-            return Err(ChatError::Failed(format!("llama.cpp decode failed: {err}")));
-        }
-        Ok(())
+fn chat_error(err: StepError) -> ChatError {
+    match err {
+        StepError::Cancelled => ChatError::Cancelled,
+        StepError::Backend(message) => ChatError::Failed(format!("llama.cpp decode failed: {message}")),
     }
 }
 

@@ -16,12 +16,12 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::sampling::LlamaSampler;
-use llama_cpp_2::token::LlamaToken;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{LoadOptions, LoadedModel, ModelInfo};
+use super::sequence::{self, StepError};
 use crate::completion::{Completion, CompletionError, CompletionRequest, FinishReason, Timings};
 use crate::postprocess::{LineMode, Postprocessor, line_mode};
 use crate::prompt::{self, PromptBudget, PromptInput, TokenCache, TokenId};
@@ -339,57 +339,15 @@ impl<'m> Worker<'m> {
         })
     }
 
-    /// Brings the KV cache to `tokens`, reusing the longest common prefix,
-    /// and leaves the logits of the last token ready. Returns the number of
-    /// reused tokens.
+    /// Brings the KV cache to `tokens` ([`sequence::prefill`]); returns the
+    /// number of reused tokens.
     fn prefill(&mut self, tokens: &[TokenId], cancel: &CancellationToken) -> Result<usize, CompletionError> {
-        let common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
-        // The last prompt token is always evaluated again: its logits are
-        // needed and are not kept between requests.
-        let reuse = common.min(tokens.len().saturating_sub(1));
-        self.ctx
-            .clear_kv_cache_seq(Some(0), Some(reuse as u32), None)
-            .map_err(|e| CompletionError::Backend(e.to_string()))?;
-        self.cached.truncate(reuse);
-        let mut pos = reuse;
-        while pos < tokens.len() {
-            if cancel.is_cancelled() {
-                return Err(CompletionError::Cancelled);
-            }
-            let end = (pos + self.chunk).min(tokens.len());
-            self.batch.clear();
-            for (i, &token) in tokens[pos..end].iter().enumerate() {
-                let at = pos + i;
-                self.batch
-                    .add(LlamaToken(token), at as i32, &[0], at + 1 == tokens.len())
-                    .map_err(|e| CompletionError::Backend(e.to_string()))?;
-            }
-            self.decode()?;
-            // Only after a successful decode are these tokens in the cache.
-            self.cached.extend_from_slice(&tokens[pos..end]);
-            pos = end;
-        }
-        Ok(reuse)
+        sequence::prefill(&mut self.ctx, &mut self.batch, &mut self.cached, self.chunk, tokens, cancel)
+            .map_err(completion_error)
     }
 
     fn decode_one(&mut self, token: TokenId) -> Result<(), CompletionError> {
-        self.batch.clear();
-        self.batch
-            .add(LlamaToken(token), self.cached.len() as i32, &[0], true)
-            .map_err(|e| CompletionError::Backend(e.to_string()))?;
-        self.decode()?;
-        self.cached.push(token);
-        Ok(())
-    }
-
-    fn decode(&mut self) -> Result<(), CompletionError> {
-        if let Err(err) = self.ctx.decode(&mut self.batch) {
-            // The cache state is unknown after a failed decode: start over.
-            self.ctx.clear_kv_cache();
-            self.cached.clear();
-            return Err(CompletionError::Backend(err.to_string()));
-        }
-        Ok(())
+        sequence::decode_one(&mut self.ctx, &mut self.batch, &mut self.cached, token).map_err(completion_error)
     }
 
     /// Picks the next token from the logits of the last batch entry and
@@ -411,6 +369,13 @@ impl<'m> Worker<'m> {
 /// goes first, then the suffix, then the prefix.
 /// Shrinks `budget` to fit a context of `n_ctx` tokens with room for
 /// `max_tokens` of generation, as the engine does for every request.
+fn completion_error(err: StepError) -> CompletionError {
+    match err {
+        StepError::Cancelled => CompletionError::Cancelled,
+        StepError::Backend(message) => CompletionError::Backend(message),
+    }
+}
+
 pub fn fit_budget(budget: PromptBudget, n_ctx: usize, max_tokens: usize) -> PromptBudget {
     // Special tokens, BOS and path headers.
     const OVERHEAD: usize = 16;
