@@ -139,9 +139,18 @@ local ok, err = xpcall(function()
   local report = vim.api.nvim_buf_get_lines(0, 0, -1, false)
   out("agent report:\n  " .. table.concat(report, "\n  "))
   eq(report[1], "## Weft explain: completed", "report heading")
-  local kinds = vim.tbl_map(function(v)
-    return v.kind
-  end, agent.progress[token] or {})
+  -- The response and the progress `end` notification travel separately:
+  -- the end may arrive just after the report.
+  local function progress_kinds()
+    return vim.tbl_map(function(v)
+      return v.kind
+    end, agent.progress[token] or {})
+  end
+  wait(10000, function()
+    local kinds = progress_kinds()
+    return kinds[#kinds] == "end"
+  end, "the progress end")
+  local kinds = progress_kinds()
   out("agent progress: " .. table.concat(kinds, " "))
   eq(kinds[1], "begin", "first progress")
   eq(kinds[#kinds], "end", "last progress")

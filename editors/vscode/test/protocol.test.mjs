@@ -238,7 +238,11 @@ test("weft.agent.explain reports work-done progress and returns its report", asy
   assert.ok(result.steps.length >= 1 && result.steps.every((s) => s.completion_tokens > 0), JSON.stringify(result.steps));
   assert.match(logic.agentSummary("explain", result).text, /^Weft explain: completed: /);
 
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // The response and the progress `end` notification travel separately:
+  // the end may arrive just after the result.
+  for (let waited = 0; waited < 10000 && (progress.get(token) ?? []).at(-1)?.kind !== "end"; waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const values = progress.get(token) ?? [];
   console.log(`# agent progress: ${values.map((v) => v.kind + (v.title ? ` "${v.title}"` : "") + (v.message ? ` (${v.message})` : "")).join(" → ")}`);
   assert.equal(values[0]?.kind, "begin", `progress: ${JSON.stringify(values)}`);
