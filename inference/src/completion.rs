@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::language::Language;
-use crate::prompt::ContextSnippet;
+use crate::prompt::{ContextSnippet, PromptInput};
 
 /// Sampling settings. Greedy unless `temperature` is above zero.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,18 @@ pub struct CompletionRequest {
 }
 
 impl CompletionRequest {
+    /// The request as the prompt builder reads it.
+    pub fn prompt_input(&self) -> PromptInput<'_> {
+        PromptInput {
+            prefix: &self.prefix,
+            suffix: &self.suffix,
+            path: self.path.as_deref(),
+            line_comment: self.language.line_comment(),
+            repo_name: None,
+            snippets: &self.snippets,
+        }
+    }
+
     pub fn new(prefix: impl Into<String>, suffix: impl Into<String>, language: Language) -> Self {
         CompletionRequest {
             prefix: prefix.into(),

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::completion::{Completion, CompletionError, CompletionRequest, FinishReason, Timings};
 use crate::family::{FimOrder, PromptFormat};
 use crate::postprocess::{LineMode, Postprocessor, line_mode};
-use crate::prompt::{self, PromptBudget, PromptInput, SpecialTokens, TokenId, Tokenize};
+use crate::prompt::{self, PromptBudget, SpecialTokens, TokenId, Tokenize};
 use crate::resilience::{
     AttemptError, BreakerConfig, CallError, CircuitBreaker, Clock, RetryConfig, RetryPolicy, SystemClock, http,
 };
@@ -147,14 +147,7 @@ impl RemoteCompletion {
         let config = &shared.config;
         let started = Instant::now();
         let lang = request.language;
-        let input = PromptInput {
-            prefix: &request.prefix,
-            suffix: &request.suffix,
-            path: request.path.as_deref(),
-            line_comment: lang.line_comment(),
-            repo_name: None,
-            snippets: &request.snippets,
-        };
+        let input = request.prompt_input();
         let budget = PromptBudget {
             prefix_tokens: config.budget.prefix_tokens * BYTES_PER_TOKEN,
             suffix_tokens: config.budget.suffix_tokens * BYTES_PER_TOKEN,
@@ -347,6 +340,7 @@ mod tests {
     use super::*;
     use crate::Language;
     use crate::prompt::ContextSnippet;
+    use crate::prompt::PromptInput;
 
     fn prompt_text(format: PromptFormat, order: FimOrder, request: &CompletionRequest) -> String {
         let input = PromptInput {

@@ -24,7 +24,7 @@ use super::model::{LoadOptions, LoadedModel, ModelInfo};
 use super::sequence::{self, StepError};
 use crate::completion::{Completion, CompletionError, CompletionRequest, FinishReason, Timings};
 use crate::postprocess::{LineMode, Postprocessor, line_mode};
-use crate::prompt::{self, PromptBudget, PromptInput, TokenCache, TokenId};
+use crate::prompt::{self, PromptBudget, TokenCache, TokenId};
 
 /// Settings of one loaded model and its context.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -232,14 +232,7 @@ impl<'m> Worker<'m> {
         let started = Instant::now();
         let info = self.model.info();
         let lang = request.language;
-        let input = PromptInput {
-            prefix: &request.prefix,
-            suffix: &request.suffix,
-            path: request.path.as_deref(),
-            line_comment: lang.line_comment(),
-            repo_name: None,
-            snippets: &request.snippets,
-        };
+        let input = request.prompt_input();
         let prompt = prompt::build(
             info.detection.format,
             info.fim_order,
