@@ -48,6 +48,10 @@ pub struct CompletionRequest {
     pub sampling: SamplingConfig,
     /// Forces single-line or multi-line; decided from the cursor when `None`.
     pub multiline: Option<bool>,
+    /// Generates exactly `max_tokens` tokens: no end-of-text and no
+    /// postprocessing stop (throughput benchmarks, like llama-server's
+    /// `ignore_eos`). The time budget still applies.
+    pub ignore_eos: bool,
 }
 
 impl CompletionRequest {
@@ -74,6 +78,7 @@ impl CompletionRequest {
             time_budget: Duration::from_secs(10),
             sampling: SamplingConfig::default(),
             multiline: None,
+            ignore_eos: false,
         }
     }
 }

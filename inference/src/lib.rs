@@ -30,5 +30,5 @@ pub mod sandbox;
 pub use completion::{Completion, CompletionError, CompletionRequest, FinishReason, SamplingConfig, Timings};
 pub use family::{FimOrder, ModelFamily, PromptFormat};
 pub use language::Language;
-pub use llama::{EngineConfig, LlamaEngine, LoadOptions, LoadedModel, ModelInfo};
+pub use llama::{EngineConfig, FlashAttention, LlamaEngine, LoadOptions, LoadedModel, ModelInfo};
 pub use tokio_util::sync::CancellationToken;

@@ -42,7 +42,26 @@ pub struct EngineConfig {
     pub prefill_chunk: usize,
     /// Requests waiting beyond this many are refused.
     pub queue_capacity: usize,
+    /// KV-cache slots: sequences kept with their token histories and
+    /// decoded together in one batch. Requests pick the slot with the
+    /// longest common prefix; idle slots are reused least recently used first.
+    pub slots: usize,
+    /// KV-cache cells shared by all slots; `None`: `n_ctx` × 2. One request
+    /// may use up to `n_ctx` of them.
+    pub kv_size: Option<u32>,
+    /// Flash attention: `auto` (llama.cpp decides), `on` or `off`.
+    pub flash_attention: FlashAttention,
     pub budget: PromptBudgetConfig,
+}
+
+/// The flash-attention policy of a context.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlashAttention {
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 /// [`PromptBudget`] in the config file.
@@ -84,6 +103,9 @@ impl Default for EngineConfig {
             n_gpu_layers: 0,
             prefill_chunk: 128,
             queue_capacity: 16,
+            slots: 4,
+            kv_size: None,
+            flash_attention: FlashAttention::Auto,
             budget: PromptBudgetConfig::default(),
         }
     }
@@ -278,14 +300,14 @@ impl<'m> Worker<'m> {
                 return Err(CompletionError::Cancelled);
             }
             let (token, logprob) = self.sample(&mut sampler, &request.sampling);
-            if self.model.is_stop(token) {
+            if self.model.is_stop(token) && !request.ignore_eos {
                 break FinishReason::EndOfText;
             }
             self.model.piece(token, &mut raw);
             logprobs.push(logprob);
             ends.push(raw.len());
             let text = valid_utf8_prefix(&raw);
-            if let Some(keep) = post.check(text) {
+            if let Some(keep) = post.check(text).filter(|_| !request.ignore_eos) {
                 kept_bytes = Some(keep);
                 break FinishReason::Stop;
             }
