@@ -118,6 +118,7 @@ async fn cancellation_stops_prefill_between_chunks_and_keeps_what_was_done() {
     });
     let mut long_request = request(&long, "", 4);
     long_request.multiline = Some(false);
+    long_request.time_budget = Duration::from_secs(600);
     // An engine of its own: on the shared one, another test's job could hold
     // the worker past the cancel, and this job would never start.
     let own = start_engine();
@@ -139,7 +140,8 @@ async fn a_cancelled_request_in_the_queue_never_runs() {
 
 #[tokio::test]
 async fn a_full_queue_is_a_clear_error_and_long_prompts_are_fitted() {
-    let config = EngineConfig { n_ctx: 256, n_threads: Some(1), queue_capacity: 1, ..EngineConfig::default() };
+    let config =
+        EngineConfig { n_ctx: 256, n_threads: Some(1), slots: 1, queue_capacity: 1, ..EngineConfig::default() };
     let small = LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).unwrap();
     let long: String = (0..200).map(|i| format!("x{i} = {i}\n")).collect();
     // The prompt is fitted to the window, never refused for its length.
@@ -148,9 +150,85 @@ async fn a_full_queue_is_a_clear_error_and_long_prompts_are_fitted() {
 
     let results =
         futures_util::future::join_all((0..4).map(|_| small.complete(counting(30), CancellationToken::new()))).await;
+    // One runs, one waits for the slot, the others are refused at once.
     let overloaded = results.iter().filter(|r| matches!(r, Err(CompletionError::Overloaded(1)))).count();
-    assert!(overloaded >= 1, "{results:?}");
+    assert!(overloaded >= 2, "{results:?}");
     assert!(results.iter().any(Result::is_ok));
     let busy = results.iter().find_map(|r| r.as_ref().err()).unwrap();
     assert!(busy.to_string().contains("the inference queue is full"), "{busy}");
+}
+
+/// A prompt of about `lines` × 8 tokens, distinct for each `tag`.
+fn file(tag: &str, lines: usize) -> String {
+    (0..lines).map(|i| format!("{tag}_{i} = {i} + {i}\n")).collect()
+}
+
+#[tokio::test]
+async fn switching_files_keeps_the_other_files_cache_in_its_slot() {
+    let config = EngineConfig { n_threads: Some(1), slots: 2, ..EngineConfig::default() };
+    let engine = LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).unwrap();
+    let a = file("alpha", 12);
+    let b = file("beta", 12);
+    let first = engine.complete(request(&a, "", 1), CancellationToken::new()).await.unwrap();
+    engine.complete(request(&b, "", 1), CancellationToken::new()).await.unwrap();
+    // Back in the first file, one character typed: its slot still holds it.
+    let back = engine.complete(request(&format!("{a}a"), "", 1), CancellationToken::new()).await.unwrap();
+    assert!(back.reused_tokens + 3 >= back.prompt_tokens, "{back:?} after {first:?}");
+    // And the second file's slot was not given up either.
+    let b_again = engine.complete(request(&format!("{b}b"), "", 1), CancellationToken::new()).await.unwrap();
+    assert!(b_again.reused_tokens + 3 >= b_again.prompt_tokens, "{b_again:?}");
+
+    // With one slot, the other file's prompt replaces the cache.
+    let config = EngineConfig { n_threads: Some(1), slots: 1, ..EngineConfig::default() };
+    let single = LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).unwrap();
+    single.complete(request(&a, "", 1), CancellationToken::new()).await.unwrap();
+    single.complete(request(&b, "", 1), CancellationToken::new()).await.unwrap();
+    let lost = single.complete(request(&format!("{a}a"), "", 1), CancellationToken::new()).await.unwrap();
+    assert!(lost.reused_tokens * 2 < lost.prompt_tokens, "{lost:?}");
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_decoded_together_and_a_short_prompt_does_not_wait_for_a_long_one() {
+    let config = EngineConfig { n_threads: Some(1), slots: 4, prefill_chunk: 64, ..EngineConfig::default() };
+    let engine = LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).unwrap();
+    let order = std::sync::Mutex::new(Vec::new());
+    let run = |name: &'static str, request: CompletionRequest| {
+        let engine = engine.clone();
+        let order = &order;
+        async move {
+            let completion = engine.complete(request, CancellationToken::new()).await;
+            order.lock().unwrap().push(name);
+            completion
+        }
+    };
+    // The long prompt (~800 tokens) is sent first; served first come, first
+    // served, the short one would wait for all of its prefill.
+    let mut long = request(&file("long", 100), "", 4);
+    long.ignore_eos = true;
+    // The time budget counts prefill; a loaded machine must not cut it short.
+    long.time_budget = Duration::from_secs(600);
+    let mut short = request("x = 1\ny = ", "", 4);
+    short.ignore_eos = true;
+    short.time_budget = Duration::from_secs(600);
+    let mut count = counting(24);
+    count.ignore_eos = true;
+    let (long, short, counted) =
+        tokio::join!(run("long", long), run("short", short), async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            run("counting", count).await
+        });
+    let (long, short, counted) = (long.unwrap(), short.unwrap(), counted.unwrap());
+    assert_eq!((long.generated_tokens, short.generated_tokens, counted.generated_tokens), (4, 4, 24));
+    let order = order.into_inner().unwrap();
+    assert_eq!(order.first(), Some(&"short"), "{order:?}: long {long:?} short {short:?}");
+    assert!(short.prompt_tokens < 20 && long.prompt_tokens > 500, "{short:?} {long:?}");
+}
+
+#[tokio::test]
+async fn ignore_eos_generates_exactly_max_tokens() {
+    let mut request = request("def add(a, b):\n    return a + b\n", "", 20);
+    request.ignore_eos = true;
+    let completion = engine().complete(request, CancellationToken::new()).await.unwrap();
+    assert_eq!(completion.generated_tokens, 20, "{completion:?}");
+    assert_eq!(completion.finish_reason, FinishReason::MaxTokens);
 }

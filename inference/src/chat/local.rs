@@ -154,18 +154,9 @@ impl LocalChat {
         let name = model.info().name.clone();
         let capacity = config.queue_capacity.max(1);
         let (jobs, queue) = mpsc::sync_channel::<Job>(capacity);
-        let (ready_tx, ready_rx) = mpsc::channel();
-        std::thread::Builder::new().name("weft-chat".into()).spawn(move || {
-            let mut worker = match ChatWorker::new(&model, &config) {
-                Ok(worker) => {
-                    let _ = ready_tx.send(Ok(()));
-                    worker
-                }
-                Err(err) => {
-                    let _ = ready_tx.send(Err(err));
-                    return;
-                }
-            };
+        crate::llama::spawn_worker("weft-chat", move |started| {
+            let mut worker = ChatWorker::new(&model, &config)?;
+            started.done();
             while let Ok(job) = queue.recv() {
                 let result = if job.cancel.is_cancelled() {
                     Err(ChatError::Cancelled)
@@ -174,8 +165,8 @@ impl LocalChat {
                 };
                 let _ = job.reply.send(result);
             }
+            Ok(())
         })?;
-        ready_rx.recv().map_err(|_| anyhow::anyhow!("the chat worker thread died while starting"))??;
         Ok(LocalChat { jobs, name, capacity })
     }
 }

@@ -1,5 +1,6 @@
-//! The KV-cache work shared by the completion engine and local chat: one
-//! sequence (id 0) of a llama.cpp context and the tokens in it. The longest
+//! The KV-cache work of local chat: one sequence (id 0) of a llama.cpp
+//! context and the tokens in it. (The completion engine keeps several
+//! sequences and batches them: [`super::scheduler`].) The longest
 //! common prefix with the previous prompt is kept, the rest is prefilled in
 //! chunks (a cancel is noticed between chunks), and generation decodes one
 //! token at a time. A failed decode clears the cache: its state is unknown.
