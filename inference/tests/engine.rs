@@ -212,11 +212,10 @@ async fn concurrent_requests_are_decoded_together_and_a_short_prompt_does_not_wa
     short.time_budget = Duration::from_secs(600);
     let mut count = counting(24);
     count.ignore_eos = true;
-    let (long, short, counted) =
-        tokio::join!(run("long", long), run("short", short), async {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            run("counting", count).await
-        });
+    let (long, short, counted) = tokio::join!(run("long", long), run("short", short), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        run("counting", count).await
+    });
     let (long, short, counted) = (long.unwrap(), short.unwrap(), counted.unwrap());
     assert_eq!((long.generated_tokens, short.generated_tokens, counted.generated_tokens), (4, 4, 24));
     let order = order.into_inner().unwrap();

@@ -189,7 +189,8 @@ impl LlamaEngine {
         request: CompletionRequest,
         cancel: CancellationToken,
     ) -> Result<Completion, CompletionError> {
-        let admitted = self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.capacity).then_some(n + 1));
+        let admitted =
+            self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.capacity).then_some(n + 1));
         if admitted.is_err() {
             return Err(CompletionError::Overloaded(self.capacity));
         }

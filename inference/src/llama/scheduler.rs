@@ -84,11 +84,8 @@ pub(crate) fn plan(needs: &[Need], n_batch: usize, turn: usize) -> Vec<usize> {
         left = left.min((n_batch / 4).max(16));
     }
     loop {
-        let hungry: Vec<usize> = order
-            .iter()
-            .copied()
-            .filter(|&i| matches!(needs[i], Need::Prefill(want) if take[i] < want))
-            .collect();
+        let hungry: Vec<usize> =
+            order.iter().copied().filter(|&i| matches!(needs[i], Need::Prefill(want) if take[i] < want)).collect();
         if hungry.is_empty() || left == 0 {
             break;
         }
