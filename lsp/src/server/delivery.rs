@@ -26,12 +26,13 @@ use tower_lsp_server::{ClientSocket, Loopback};
 /// not hold the response back.
 const LIMIT: Duration = Duration::from_secs(2);
 
-type Matcher = Box<dyn Fn(&Request) -> bool + Send>;
+/// A message someone waits for, and how to tell them.
+type Waiter = (Box<dyn Fn(&Request) -> bool + Send>, oneshot::Sender<()>);
 
 /// Waiters for messages to be handed to the writer, shared by the handlers
 /// and the [`TrackedSocket`] of one connection.
 #[derive(Clone, Default)]
-pub struct Delivery(Arc<Mutex<Vec<(Matcher, oneshot::Sender<()>)>>>);
+pub struct Delivery(Arc<Mutex<Vec<Waiter>>>);
 
 impl Delivery {
     /// Resolves once a message that `matches` accepts has been handed to
@@ -54,7 +55,7 @@ impl Delivery {
         TrackedSocket { socket, delivery: self.clone() }
     }
 
-    fn waiters(&self) -> std::sync::MutexGuard<'_, Vec<(Matcher, oneshot::Sender<()>)>> {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
