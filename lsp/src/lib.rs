@@ -19,4 +19,4 @@ pub use agent::{
     FindingSeverity,
 };
 pub use provider::{CompletionInput, CompletionOutput, CompletionProvider, ProviderError, Trigger};
-pub use server::{ACCEPT_COMMAND, ServerConfig, serve, serve_with_agents};
+pub use server::{ACCEPT_COMMAND, Clock, Debounce, ServerConfig, SystemClock, serve, serve_with_agents};

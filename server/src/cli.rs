@@ -1,5 +1,6 @@
 //! Command-line flags, parsed once, then dispatched.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,14 +22,23 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the language server on stdin/stdout.
+    /// Run the language server on stdin/stdout, or over TCP with --listen.
     Lsp {
         /// GGUF model file or registry name (overrides the config).
         #[arg(long)]
         model: Option<String>,
         /// Accepted for compatibility with editors that pass it; stdio is the default.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "listen")]
         stdio: bool,
+        /// Serve LSP over TCP on this address (e.g. 127.0.0.1:9257; port 0
+        /// picks a free one, printed to stderr). Each connection is its own
+        /// session; all share the loaded model.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Allow a --listen address that is not loopback. Anyone who can
+        /// connect can have Weft apply workspace edits and run the test command.
+        #[arg(long, requires = "listen")]
+        listen_any: bool,
     },
     /// Complete at FILE:LINE:COL (1-based; COL counts characters) and print
     /// the completion.
@@ -66,11 +76,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Lsp { model, stdio: _ } => {
+        Command::Lsp { model, stdio: _, listen, listen_any } => {
+            // Before anything is loaded: a refused address is a usage error.
+            if let Some(address) = listen {
+                crate::listen::check_address(address, listen_any)?;
+            }
             init_logging(&config)?;
             let model_path = config.model_file(model.as_deref())?;
             let runtime = runtime()?;
-            let served = runtime.block_on(serve_stdio(model_path, config));
+            let served = runtime.block_on(serve_lsp(model_path, config, listen));
             // A read of stdin may still wait on a blocking thread (a client
             // that sent `exit` and keeps the pipe open): do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -105,7 +119,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> {
+/// Serves LSP on stdio, or on TCP when `listen` is given.
+async fn serve_lsp(model_path: PathBuf, config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let provider = crate::wiring::LlamaProvider::spawn(model_path, config.clone());
     let mut server_config = crate::prompt_cmd::server_config(&config, config.lsp.cross_file);
@@ -121,11 +136,17 @@ async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> 
         &provider,
         telemetry.as_ref().map(crate::telemetry::Telemetry::wire_sink),
     );
-    weft_lsp::serve_with_agents(tokio::io::stdin(), tokio::io::stdout(), provider, agents, server_config).await;
+    let served = match listen {
+        Some(address) => crate::listen::serve(address, provider, agents, server_config).await,
+        None => {
+            weft_lsp::serve_with_agents(tokio::io::stdin(), tokio::io::stdout(), provider, agents, server_config).await;
+            Ok(())
+        }
+    };
     if let Some(telemetry) = telemetry {
         tokio::task::spawn_blocking(move || telemetry.finish()).await?;
     }
-    Ok(())
+    served
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

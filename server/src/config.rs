@@ -72,6 +72,11 @@ pub struct LspConfig {
     pub completion_items: bool,
     /// Put context from other files of the workspace into prompts.
     pub cross_file: bool,
+    /// How long automatic completion requests wait for the typing to stop:
+    /// `"adaptive"` (from the typing rhythm, 0–200 ms) or a number of
+    /// milliseconds after the last edit (0 turns debouncing off). Invoked
+    /// requests never wait.
+    pub debounce: weft_lsp::Debounce,
 }
 
 impl Default for LspConfig {
@@ -82,6 +87,7 @@ impl Default for LspConfig {
             max_suffix_lines: defaults.max_suffix_lines,
             completion_items: defaults.completion_items,
             cross_file: defaults.cross_file,
+            debounce: defaults.debounce,
         }
     }
 }
@@ -312,6 +318,17 @@ mod tests {
         assert_eq!(workflows.step_timeout, Duration::from_secs(10));
         let err = toml::from_str::<Config>("[agent]\ndecision_rule = \"vibes\"\n").unwrap_err();
         assert!(err.to_string().contains("unknown variant `vibes`"), "{err}");
+    }
+
+    #[test]
+    fn debounce_is_adaptive_or_milliseconds() {
+        assert_eq!(Config::default().lsp.debounce, weft_lsp::Debounce::Adaptive);
+        let config: Config = toml::from_str("[lsp]\ndebounce = 40\n").unwrap();
+        assert_eq!(config.lsp.debounce, weft_lsp::Debounce::Fixed(Duration::from_millis(40)));
+        let config: Config = toml::from_str("[lsp]\ndebounce = \"adaptive\"\n").unwrap();
+        assert_eq!(config.lsp.debounce, weft_lsp::Debounce::Adaptive);
+        let err = toml::from_str::<Config>("[lsp]\ndebounce = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("\"adaptive\" or a number of milliseconds"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod complete;
 mod config;
 mod doctor;
 mod eval;
+mod listen;
 mod models;
 mod prompt_cmd;
 mod telemetry;

@@ -64,7 +64,8 @@ pub fn server_config(config: &Config, cross_file: bool) -> weft_lsp::ServerConfi
         completion_items: config.lsp.completion_items,
         cross_file,
         context_bytes: config.engine.budget.context_tokens * BYTES_PER_TOKEN,
-        telemetry: None,
+        debounce: config.lsp.debounce,
+        ..weft_lsp::ServerConfig::default()
     }
 }
 

@@ -1,5 +1,6 @@
 //! End-to-end test support: a minimal LSP client that runs the real `weft`
-//! binary over stdio, and the locations of the real test assets.
+//! binary over stdio or connects to `weft lsp --listen` over TCP, and the
+//! locations of the real test assets.
 //!
 //! The client is deliberately small and strict: every byte the server writes
 //! to stdout must be a well-formed LSP frame, so a stray `println!` in the
@@ -7,8 +8,9 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
@@ -74,10 +76,12 @@ pub fn file_uri(path: &Path) -> String {
     uri
 }
 
-/// A running `weft lsp` and the client side of its stdio.
+/// A running `weft lsp` and the client side of its stdio, or a TCP
+/// connection to `weft lsp --listen` ([`LspClient::connect`]).
 pub struct LspClient {
-    child: Child,
-    stdin: ChildStdin,
+    /// The server process, when the client runs it over stdio.
+    child: Option<Child>,
+    stdin: Box<dyn Write + Send>,
     messages: Receiver<Value>,
     /// Messages received while waiting for something else.
     pending: VecDeque<Value>,
@@ -100,6 +104,18 @@ impl LspClient {
         let mut child = command.spawn().expect("spawn weft lsp");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
+        LspClient::over(Some(child), Box::new(stdin), stdout)
+    }
+
+    /// Connects to a `weft lsp --listen` server: a session of its own.
+    pub fn connect(address: SocketAddr) -> LspClient {
+        let stream = TcpStream::connect(address).unwrap_or_else(|err| panic!("connect to {address}: {err}"));
+        stream.set_nodelay(true).expect("nodelay");
+        let reader = stream.try_clone().expect("clone the TCP stream");
+        LspClient::over(None, Box::new(stream), reader)
+    }
+
+    fn over(child: Option<Child>, stdin: Box<dyn Write + Send>, stdout: impl std::io::Read + Send + 'static) -> Self {
         let (tx, messages) = channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -243,12 +259,87 @@ impl LspClient {
         self.notify("exit", Value::Null);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
+            if let Some(status) = self.child().try_wait().expect("wait") {
                 return status;
             }
             assert!(Instant::now() < deadline, "weft did not exit after `exit`");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `shutdown` then `exit` on a TCP session: the server closes the
+    /// connection (and keeps serving others).
+    pub fn disconnect(mut self) {
+        let response = self.call("shutdown", Value::Null, Duration::from_secs(30));
+        assert!(response.get("error").is_none(), "shutdown failed: {response}");
+        self.notify("exit", Value::Null);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => panic!("weft did not close the connection after `exit`"),
+            }
+        }
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child().try_wait().expect("wait").is_none()
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("a client over stdio (a TCP client has no process)")
+    }
+}
+
+impl Drop for LspClient {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A running `weft lsp --listen 127.0.0.1:0` and the address it bound.
+pub struct LspListener {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl LspListener {
+    /// Starts `weft lsp --listen 127.0.0.1:0` with `args` and `env`, and
+    /// waits for the address it prints. Its stderr goes on to the test's.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> LspListener {
+        let mut command = Command::new(weft_binary());
+        command.args(["lsp", "--listen", "127.0.0.1:0"]).args(args);
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command.env("WEFT_CONFIG", fixture("empty-config.toml"));
+        command.env("WEFT_LOG", "info");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn weft lsp --listen");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, bound) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(address) = line.strip_prefix("weft lsp: listening on ") {
+                    let _ = tx.send(address.trim().to_owned());
+                }
+                eprintln!("{line}");
+            }
+        });
+        let address = bound.recv_timeout(Duration::from_secs(60)).expect("weft lsp prints the address it listens on");
+        let address = address.parse().unwrap_or_else(|_| panic!("not an address: {address:?}"));
+        LspListener { child, address }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// Whether the server process is still running.
@@ -257,7 +348,7 @@ impl LspClient {
     }
 }
 
-impl Drop for LspClient {
+impl Drop for LspListener {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

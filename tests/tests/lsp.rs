@@ -261,3 +261,46 @@ fn bad_requests_get_errors_and_the_server_lives_on() {
     assert_eq!(response["error"]["code"], -32602, "{response}");
     assert!(client.shutdown().success());
 }
+
+#[test]
+fn typing_the_start_of_a_suggestion_is_answered_without_the_model() {
+    let mut client = spawn(&[("WEFT_MAX_TOKENS", "8")]);
+    let root = fixture("demo");
+    client.initialize(&root, &["utf-16"]);
+    let uri = file_uri(&root.join("typed.py"));
+    client.open(&uri, "python", "def add(a, b):\n    return ");
+    let params = |line: usize, character: usize, kind: u32| {
+        json!({
+            "textDocument": { "uri": uri },
+            "position": { "line": line, "character": character },
+            "context": { "triggerKind": kind }
+        })
+    };
+    let first = client.call("textDocument/inlineCompletion", params(1, 11, 1), LONG);
+    let item = &first["result"][0];
+    let suggestion = item["insertText"].as_str().unwrap_or_else(|| panic!("no suggestion: {first}")).to_owned();
+    let argument = item["command"]["arguments"][0].clone();
+    assert_eq!(argument.get("typedAhead"), None, "{first}");
+    let typed = suggestion.chars().next().unwrap();
+    assert!(suggestion.chars().count() >= 2, "the model suggested only {suggestion:?}: nothing would remain");
+
+    // The user types the suggestion's first character.
+    client.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": { "uri": uri, "version": 2 },
+            "contentChanges": [{
+                "range": { "start": { "line": 1, "character": 11 }, "end": { "line": 1, "character": 11 } },
+                "text": typed.to_string()
+            }]
+        }),
+    );
+    let (line, character) = if typed == '\n' { (2, 0) } else { (1, 11 + typed.len_utf16()) };
+    let second = client.call("textDocument/inlineCompletion", params(line, character, 2), LONG);
+    let item = &second["result"][0];
+    assert_eq!(item["insertText"].as_str(), Some(&suggestion[typed.len_utf8()..]), "{second}");
+    // The same completion, answered from what was typed, not by the model.
+    assert_eq!(item["command"]["arguments"][0]["id"], argument["id"], "{second}");
+    assert_eq!(item["command"]["arguments"][0]["typedAhead"], true, "{second}");
+    assert!(client.shutdown().success());
+}

@@ -22,6 +22,7 @@ use super::{
     FindingSeverity, WORKFLOWS,
 };
 use crate::position::{self, LspPosition, PositionEncoding};
+use crate::server::delivery::{Delivery, is_progress_end};
 
 /// The source of review diagnostics.
 pub const REVIEW_SOURCE: &str = "weft-review";
@@ -53,6 +54,8 @@ struct RunEntry {
 /// The agent side of one connection.
 pub struct AgentCommands {
     provider: Arc<dyn AgentProvider>,
+    /// When the connection's writer has taken a message.
+    delivery: Delivery,
     runs: Arc<Mutex<HashMap<String, RunEntry>>>,
     finished: Mutex<VecDeque<String>>,
     /// Documents that carry review diagnostics.
@@ -68,8 +71,14 @@ fn invalid_params(message: impl Into<String>) -> Error {
 }
 
 impl AgentCommands {
-    pub fn new(provider: Arc<dyn AgentProvider>) -> AgentCommands {
-        AgentCommands { provider, runs: Arc::default(), finished: Mutex::default(), reviewed: Mutex::default() }
+    pub fn new(provider: Arc<dyn AgentProvider>, delivery: Delivery) -> AgentCommands {
+        AgentCommands {
+            provider,
+            delivery,
+            runs: Arc::default(),
+            finished: Mutex::default(),
+            reviewed: Mutex::default(),
+        }
     }
 
     /// Runs `weft.agent.{name}`.
@@ -256,8 +265,13 @@ impl AgentCommands {
             self.publish_findings(client, &outcome.findings, &view).await;
         }
         if let Some(token) = &token {
+            // The client sees the end before the result: the writer must
+            // have taken it before the response exists.
+            let token_json = serde_json::to_value(token).unwrap_or_default();
+            let written = self.delivery.expect(move |message| is_progress_end(message, &token_json));
             let end = WorkDoneProgressEnd { message: Some(format!("{}: {}", outcome.state, outcome.summary)) };
             send_progress(client, token, WorkDoneProgress::End(end)).await;
+            written.await;
         }
         self.finish(&run_id, &outcome);
         Ok(result)

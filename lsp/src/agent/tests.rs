@@ -303,6 +303,32 @@ async fn council_findings_become_diagnostics_on_their_lines() {
     assert_eq!(status["result"]["state"], "completed", "{status}");
 }
 
+/// tower-lsp-server writes notifications and responses through a fair
+/// `select`: without waiting for the writer, the end came after the result
+/// about every other run.
+#[tokio::test]
+async fn the_progress_end_is_written_before_the_commands_result() {
+    let (mut client, _agents, _dir, uri) = start("utf-16").await;
+    for run in 0..24 {
+        let token = json!(format!("run-{run}"));
+        let response = client
+            .call(
+                "workspace/executeCommand",
+                json!({ "command": "weft.agent.explain", "arguments": [{ "uri": uri }], "workDoneToken": token }),
+            )
+            .await;
+        assert!(response["result"]["runId"].is_string(), "{response}");
+        let kinds: Vec<&str> = client
+            .received("$/progress")
+            .into_iter()
+            .filter(|p| p["params"]["token"] == token)
+            .filter_map(|p| p["params"]["value"]["kind"].as_str())
+            .collect();
+        assert_eq!(kinds.first(), Some(&"begin"), "run {run}: {kinds:?}");
+        assert_eq!(kinds.last(), Some(&"end"), "run {run}: the result came before the progress end: {kinds:?}");
+    }
+}
+
 #[tokio::test]
 async fn implement_edits_reach_the_client_in_its_encoding() {
     let (mut client, _agents, _dir, uri) = start("utf-16").await;

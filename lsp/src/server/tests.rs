@@ -2,6 +2,8 @@
 //! behaviour without a model. The real model is tested end to end in
 //! `tests/`.
 
+mod typing;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +32,11 @@ impl CompletionProvider for Scripted {
         input: CompletionInput,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<Vec<CompletionOutput>, ProviderError>> {
-        self.0.inputs.lock().unwrap().push(input.clone());
+        let calls = {
+            let mut inputs = self.0.inputs.lock().unwrap();
+            inputs.push(input.clone());
+            inputs.len()
+        };
         if input.prefix.contains("SLOW") {
             // Like a real engine's worker, notice the cancel even after the
             // request's future is dropped.
@@ -61,6 +67,8 @@ impl CompletionProvider for Scripted {
                 Err(ProviderError::Cancelled)
             } else if input.prefix.contains("LINES") {
                 Ok(vec![output("one\ntwo")])
+            } else if input.prefix.contains("SUGGEST") {
+                Ok(vec![CompletionOutput { id: format!("s{calls}"), ..output("sum(values)") }])
             } else {
                 Ok(vec![output("42")])
             }
@@ -142,10 +150,14 @@ impl Client {
 }
 
 async fn start(encodings: &[&str]) -> (Client, Arc<Log>) {
+    start_with(encodings, ServerConfig::default()).await
+}
+
+async fn start_with(encodings: &[&str], config: ServerConfig) -> (Client, Arc<Log>) {
     let log = Arc::new(Log::default());
     let (client_side, server_side) = tokio::io::duplex(1 << 16);
     let (server_read, server_write) = tokio::io::split(server_side);
-    tokio::spawn(serve(server_read, server_write, Arc::new(Scripted(log.clone())), ServerConfig::default()));
+    tokio::spawn(serve(server_read, server_write, Arc::new(Scripted(log.clone())), config));
     let (read, writer) = tokio::io::split(client_side);
     let mut client = Client { reader: BufReader::new(read), writer, next_id: 1, notifications: Vec::new() };
     let init =

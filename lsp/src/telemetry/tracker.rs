@@ -205,6 +205,17 @@ impl CompletionTracker {
         self.accept(output_id, Some(utf16_len));
     }
 
+    /// `textDocument/didPartiallyAcceptCompletion` of a typed-ahead item,
+    /// which showed only `rest`, the end of the completion (the user had
+    /// typed its beginning): the length counts from the start of `rest`.
+    pub fn partially_accepted_rest(&self, output_id: &str, rest: &str, utf16_len: usize) {
+        let typed_units = self.lock().completions.get(output_id).map_or(0, |c| {
+            let rest = rest.replace("\r\n", "\n");
+            c.text.strip_suffix(rest.as_str()).map_or(0, |typed| typed.encode_utf16().count())
+        });
+        self.accept(output_id, Some(typed_units + utf16_len));
+    }
+
     fn accept(&self, output_id: &str, partial_utf16: Option<usize>) {
         let found = {
             let mut tracked = self.lock();

@@ -179,6 +179,18 @@ async fn a_newer_completion_supersedes_a_shown_one_and_dismissal_is_reported_onc
     );
 }
 
+#[tokio::test]
+async fn a_partial_acceptance_of_a_typed_ahead_rest_counts_the_typed_characters() {
+    let sink = Arc::new(Recorded::default());
+    let tracker = tracker(sink.clone());
+    tracker.answered(SystemTime::now(), request(), URI, 8, &[output("c1", "sum(values)")]);
+    tracker.shown("c1");
+    // The user typed `su`; the item showed `m(values)`, of which `m(` was
+    // accepted.
+    tracker.partially_accepted_rest("c1", "m(values)", 2);
+    assert_eq!(sink.outcomes(), [Outcome::Shown, Outcome::PartiallyAccepted { chars: 4 }]);
+}
+
 #[test]
 fn utf16_lengths_become_characters() {
     assert_eq!(chars_in_utf16_prefix("🦀 ok", 2), 1);
