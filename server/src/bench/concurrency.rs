@@ -115,10 +115,8 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
             .map(|user| synthetic_request(&builder, args.seed, user, prompt_tokens, gen_tokens))
             .collect::<anyhow::Result<_>>()?;
         let warm_up = synthetic_request(&builder, args.seed ^ 0xFFFF, users, 16, 4)?;
-        let bodies: Vec<serde_json::Value> = requests
-            .iter()
-            .map(|request| peer_body(&builder, request, gen_tokens))
-            .collect::<anyhow::Result<_>>()?;
+        let bodies: Vec<serde_json::Value> =
+            requests.iter().map(|request| peer_body(&builder, request, gen_tokens)).collect::<anyhow::Result<_>>()?;
         let warm_up_body = peer_body(&builder, &warm_up, 4)?;
 
         engine.complete(warm_up, CancellationToken::new()).await.context("the warm-up request failed")?;
@@ -232,7 +230,11 @@ fn builder(engine: &LlamaEngine, config: &EngineConfig, max_tokens: usize) -> Pr
 }
 
 /// The peer's body for `request`: Weft's prompt as token ids.
-fn peer_body(builder: &PromptBuilder, request: &CompletionRequest, n_predict: usize) -> anyhow::Result<serde_json::Value> {
+fn peer_body(
+    builder: &PromptBuilder,
+    request: &CompletionRequest,
+    n_predict: usize,
+) -> anyhow::Result<serde_json::Value> {
     let mut body = peer_generation(n_predict, false);
     body["prompt"] = json!(builder.prompt(request)?.tokens);
     Ok(body)

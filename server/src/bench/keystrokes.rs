@@ -140,8 +140,7 @@ pub async fn run(args: KeystrokesArgs, config: Config) -> anyhow::Result<ExitCod
     anyhow::ensure!(args.key_ms > 0.0, "--key-ms must be positive");
     let threads = threads(args.threads, &config)?;
     let model_path = config.model_file(args.model.as_deref())?;
-    let file =
-        std::fs::canonicalize(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let file = std::fs::canonicalize(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let workspace = match &args.workspace {
         Some(dir) => std::fs::canonicalize(dir).with_context(|| format!("no workspace directory {}", dir.display()))?,
@@ -185,9 +184,10 @@ pub async fn run(args: KeystrokesArgs, config: Config) -> anyhow::Result<ExitCod
             if let Outcome::Failed(message) = warm {
                 bail!("the warm-up request to llama-server failed: {message}");
             }
-            let outcomes =
-                replay(&prepared.steps, |step, cancel| complete_peer(&server, endpoint, step.peer_body.clone(), cancel))
-                    .await;
+            let outcomes = replay(&prepared.steps, |step, cancel| {
+                complete_peer(&server, endpoint, step.peer_body.clone(), cancel)
+            })
+            .await;
             Some((outcomes, server.command.clone()))
         }
     };
@@ -319,7 +319,12 @@ impl Typing<'_> {
 }
 
 /// A request that generates exactly `max_tokens` tokens, greedily.
-pub(super) fn bench_request(prefix: String, suffix: String, language: Language, max_tokens: usize) -> CompletionRequest {
+pub(super) fn bench_request(
+    prefix: String,
+    suffix: String,
+    language: Language,
+    max_tokens: usize,
+) -> CompletionRequest {
     let mut request = CompletionRequest::new(prefix, suffix, language);
     request.max_tokens = max_tokens;
     request.ignore_eos = true;

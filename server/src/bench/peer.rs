@@ -96,7 +96,8 @@ impl PeerServer {
             .with_context(|| format!("cannot start {}", options.binary.display()))?;
         let mut command = vec![options.binary.display().to_string()];
         command.extend(args);
-        let client = reqwest::Client::builder().no_proxy().build()?;
+        // A backstop: a hung server fails the run instead of stalling it.
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(600)).build()?;
         let mut server =
             PeerServer { child, base: format!("http://127.0.0.1:{port}"), client, command, log, _dir: dir };
         server.wait_healthy(Duration::from_secs(120)).await?;
@@ -213,8 +214,7 @@ pub fn markdown_rows(text: &str) -> Vec<BTreeMap<String, String>> {
             header = None;
             continue;
         }
-        let cells: Vec<String> =
-            line.trim_matches('|').split('|').map(|cell| cell.trim().to_owned()).collect();
+        let cells: Vec<String> = line.trim_matches('|').split('|').map(|cell| cell.trim().to_owned()).collect();
         if cells.iter().all(|c| !c.is_empty() && c.chars().all(|ch| matches!(ch, '-' | ':'))) {
             continue;
         }
