@@ -304,6 +304,36 @@ mod tests {
         assert!(markdown_rows("no table here").is_empty());
     }
 
+    /// `llama-bench -m SmolLM2-135M-Instruct.Q4_1.gguf -p 32 -n 16 -r 2 -t 1
+    /// -ngl 0`, built by models/build-llama-server.sh, stdout and stderr.
+    const LLAMA_BENCH: &str = include_str!("testdata/llama-bench.txt");
+    /// `llama-batched-bench -m SmolLM2-135M-Instruct.Q4_1.gguf -c 128 -npp 16
+    /// -ntg 8 -npl 1,2 -t 1 -tb 1 -ngl 0`, stdout then stderr.
+    const BATCHED_BENCH: &str = include_str!("testdata/llama-batched-bench.txt");
+
+    #[test]
+    fn llama_bench_output_gives_each_test_and_its_speed() {
+        let rows = llama_bench_rows(LLAMA_BENCH);
+        assert_eq!(
+            rows,
+            [
+                LlamaBenchRow { test: "pp32".into(), threads: Some(1), tokens_per_s: 100.56, stddev: Some(8.21) },
+                LlamaBenchRow { test: "tg16".into(), threads: Some(1), tokens_per_s: 57.60, stddev: Some(0.55) },
+            ]
+        );
+    }
+
+    #[test]
+    fn batched_bench_output_gives_a_row_per_batch_size() {
+        let rows = batched_bench_rows(BATCHED_BENCH);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[1],
+            BatchedBenchRow { pp: 16, tg: 8, pl: 2, t_pp_s: 0.388, s_pp: 82.54, t_tg_s: 0.302, s_tg: 52.97 }
+        );
+        assert_eq!((rows[0].pl, rows[0].s_tg), (1, 45.34));
+    }
+
     #[test]
     fn unexpected_tables_give_no_rows() {
         assert!(llama_bench_rows("| test | t/s |\n|---|---|\n| tg64 | fast |\n").is_empty());
