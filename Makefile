@@ -6,7 +6,7 @@ export WEFT_CACHE ?= $(HOME)/.cache/weft
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 TEST_MODEL := $(WEFT_CACHE)/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test deps assets build lint unit check-llama editors
+.PHONY: demo test deps assets build lint unit check-llama editors peer
 
 ## demo: build, fetch the tiny model, and show a completion through `weft lsp`.
 # The binaries are built for the whole workspace at once and run directly:
@@ -38,6 +38,12 @@ lint: deps
 
 assets:
 	models/fetch-test-assets.sh
+
+## peer: llama.cpp's llama-server, llama-bench and llama-batched-bench, the
+# reference `weft bench keystrokes|concurrency` compare against, built from
+# the pinned llama.cpp source into $(WEFT_CACHE)/peer (docs/performance.md).
+peer:
+	models/build-llama-server.sh
 
 # System packages llama.cpp's build needs: cmake, and libclang with its
 # headers for bindgen (without libclang-common, bindgen fails on stdbool.h).

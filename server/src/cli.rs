@@ -49,7 +49,9 @@ enum Command {
     /// Evaluate models on benchmarks (HumanEval infilling, repo-level
     /// completion) and write results, a summary and plots.
     Eval(Box<crate::eval::EvalArgs>),
-    /// Measurements: `weft bench context` (retrieval + prompt assembly).
+    /// Measurements: `weft bench context` (retrieval + prompt assembly),
+    /// `keystrokes` (latency while typing) and `concurrency` (throughput),
+    /// the last two against llama-server too.
     Bench {
         #[command(subcommand)]
         command: crate::bench::BenchCommand,
@@ -149,7 +151,7 @@ async fn serve_lsp(model_path: PathBuf, config: Config, listen: Option<SocketAdd
     served
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -187,7 +187,7 @@ pub fn run(args: PromptArgs, config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// The workspace of a file: the nearest directory above it with a `.git`.
-fn default_root(file: &Path) -> PathBuf {
+pub(crate) fn default_root(file: &Path) -> PathBuf {
     let dir = file.parent().unwrap_or(Path::new("/"));
     dir.ancestors().find(|d| d.join(".git").exists()).unwrap_or(dir).to_path_buf()
 }

@@ -1,7 +1,7 @@
-//! `weft bench`: measurements a user can rerun. `weft bench context` times
-//! what a completion request costs before the model runs: the prompt
-//! windows, retrieval from the workspace index, and prompt assembly with the
-//! model's own tokenizer, at cursors in many files of a workspace.
+//! `weft bench context` times what a completion request costs before the
+//! model runs: the prompt windows, retrieval from the workspace index, and
+//! prompt assembly with the model's own tokenizer, at cursors in many files
+//! of a workspace.
 //!
 //! Three cases are measured at every cursor. Cold: the first request at
 //! the cursor, with an empty token cache. Cold, new file: the same request
@@ -14,13 +14,12 @@
 //! the token cache kept as the inference engine keeps it.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
+use clap::Args;
 use serde_json::json;
 use weft_inference::language::Language;
 use weft_inference::llama::fit_budget;
@@ -30,18 +29,13 @@ use weft_lsp::context::{ContextEngine, ContextQuery, Lang, read_source, source_f
 use weft_lsp::document::{ContentChange, Document};
 use weft_lsp::position::{LspPosition, PositionEncoding};
 
+use super::{percentiles, print_json};
 use crate::config::Config;
 use crate::prompt_cmd::{context_config, context_snippets, load_vocab, server_config};
 
 /// The keystrokes of the typing case: a new line with the cursor line's
 /// indentation, then a statement one character at a time.
 const TYPED: &str = "total += 1";
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Retrieval + prompt assembly latency over cursors in a workspace.
-    Context(ContextArgs),
-}
 
 #[derive(Args, Debug)]
 pub struct ContextArgs {
@@ -154,8 +148,7 @@ impl Bench<'_> {
     }
 }
 
-pub fn run(command: BenchCommand, config: Config) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Context(args) = command;
+pub fn run(args: ContextArgs, config: Config) -> anyhow::Result<ExitCode> {
     let workspace = match args.workspace {
         Some(dir) => dir,
         None => dirs::home_dir().context("no home directory")?.join(".cargo/registry/src"),
@@ -230,12 +223,6 @@ pub fn run(command: BenchCommand, config: Config) -> anyhow::Result<ExitCode> {
         "typing_keystrokes": 1 + TYPED.len(),
         "typing_token_cache_hit_rate": typing_cache.0 as f64 / (typing_cache.0 + typing_cache.1).max(1) as f64,
     });
-    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&value)?)?;
+    print_json(&value)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn percentiles(values: &mut [f64]) -> serde_json::Value {
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
-    json!({ "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": at(1.0) })
 }
