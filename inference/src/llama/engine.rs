@@ -121,10 +121,16 @@ impl Default for EngineConfig {
     }
 }
 
-/// The default thread count: every core, at most 8. On 2 cores, using both
-/// is measurably faster even with an editor running (docs/performance.md).
+/// The default thread count: every core but one, at least 1, at most 8.
+/// The core left over is the editor's: ggml's threads meet at a barrier
+/// after every operation, so one of them preempted stalls them all. On the
+/// 2-core development machine with one core busy, 2 threads decoded at
+/// 34 tokens/s and 1 thread at 84; idle, 2 threads gave 106 and 1 gave 73
+/// (`llama-bench -p 0 -n 64 -t 1,2`, docs/performance.md). Set `n_threads`
+/// to every core on a machine that does nothing else.
 pub fn default_threads() -> i32 {
-    std::thread::available_parallelism().map_or(2, |n| n.get().min(8) as i32)
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.saturating_sub(1).clamp(1, 8) as i32
 }
 
 struct Job {
