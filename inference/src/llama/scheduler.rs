@@ -61,9 +61,10 @@ pub(crate) enum Need {
 /// `n_batch` tokens. Every decoding request gets its one token first (it
 /// waits for nothing else); the prompt tokens are shared out in equal turns
 /// among the prefilling requests, starting at `turn` (the engine advances it
-/// every batch), so a long prompt cannot hold up a short one. While any
-/// request decodes, prefill gets a quarter of the batch: generation keeps a
-/// steady pace beside a long prompt.
+/// every batch), so a long prompt cannot hold up a short one. Prompts get
+/// the whole rest of the batch even while others generate, as in
+/// llama-server: the fewer steps a prompt takes, the sooner all requests
+/// decode in lockstep, where batching pays (docs/performance.md).
 pub(crate) fn plan(needs: &[Need], n_batch: usize, turn: usize) -> Vec<usize> {
     let n = needs.len();
     let mut take = vec![0; n];
@@ -72,16 +73,11 @@ pub(crate) fn plan(needs: &[Need], n_batch: usize, turn: usize) -> Vec<usize> {
     }
     let order: Vec<usize> = (0..n).map(|k| (turn + k) % n).collect();
     let mut left = n_batch;
-    let mut decoding = 0;
     for &i in &order {
         if needs[i] == Need::Decode && left > 0 {
             take[i] = 1;
             left -= 1;
-            decoding += 1;
         }
-    }
-    if decoding > 0 {
-        left = left.min((n_batch / 4).max(16));
     }
     loop {
         let hungry: Vec<usize> =
@@ -146,8 +142,8 @@ mod tests {
         let take = plan(&needs, 128, 0);
         assert_eq!(take[0], 1);
         assert_eq!(take[2], 1);
-        // Prefill gets a quarter of the batch while others decode.
-        assert_eq!(take[1], 32);
+        // The prompt gets the rest.
+        assert_eq!(take[1], 126);
     }
 
     #[test]
