@@ -68,9 +68,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Lsp { model, stdio: _ } => {
             init_logging(&config)?;
-            let model_path = config.model_file(model.as_deref())?;
+            // `[[models]]`, unless --model or WEFT_MODEL names one model.
+            let models = match config.model_set(model.as_deref())? {
+                Some(set) => crate::wiring::LspModels::Set(set),
+                None => crate::wiring::LspModels::One(config.model_file(model.as_deref())?),
+            };
             let runtime = runtime()?;
-            let served = runtime.block_on(serve_stdio(model_path, config));
+            let served = runtime.block_on(serve_stdio(models, config));
             // A read of stdin may still wait on a blocking thread (a client
             // that sent `exit` and keeps the pipe open): do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -105,9 +109,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> {
+async fn serve_stdio(models: crate::wiring::LspModels, config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let provider = crate::wiring::LlamaProvider::spawn(model_path, config.clone());
+    let completers = crate::wiring::Completers::spawn(&config, models);
     let mut server_config = crate::prompt_cmd::server_config(&config, config.lsp.cross_file);
     // Telemetry that cannot start (an unwritable spool) is logged, never
     // fatal: completions matter more.
@@ -118,10 +122,11 @@ async fn serve_stdio(model_path: PathBuf, config: Config) -> anyhow::Result<()> 
     server_config.telemetry = telemetry.as_ref().map(crate::telemetry::Telemetry::settings);
     let agents = crate::wiring::WorkflowAgents::from_config(
         &config,
-        &provider,
+        completers.shared_engine,
         telemetry.as_ref().map(crate::telemetry::Telemetry::wire_sink),
     );
-    weft_lsp::serve_with_agents(tokio::io::stdin(), tokio::io::stdout(), provider, agents, server_config).await;
+    weft_lsp::serve_with_agents(tokio::io::stdin(), tokio::io::stdout(), completers.provider, agents, server_config)
+        .await;
     if let Some(telemetry) = telemetry {
         tokio::task::spawn_blocking(move || telemetry.finish()).await?;
     }
