@@ -117,8 +117,10 @@ fn remote(name: &str, backend: &str, url: &str) -> String {
     format!("[[models]]\nname = \"{name}\"\nbackend = \"{backend}\"\nurl = \"{url}\"\nmodel = \"test-coder\"\n\n")
 }
 
+/// `weft lsp` on `config`; an empty `WEFT_MODEL` keeps a developer's own
+/// from replacing the list.
 fn spawn(config: &Path) -> LspClient {
-    LspClient::spawn(&[], &[("WEFT_CONFIG", config.to_str().unwrap()), ("WEFT_N_THREADS", "1")])
+    LspClient::spawn(&[], &[("WEFT_CONFIG", config.to_str().unwrap()), ("WEFT_N_THREADS", "1"), ("WEFT_MODEL", "")])
 }
 
 const DOC: &str = "def add(a, b):\n    return \n\n\nprint(add(1, 2))\n";
@@ -234,7 +236,12 @@ fn doctor_checks_every_model_of_the_list() {
         remote("down", "infill", "http://127.0.0.1:1"),
     );
     let config = config(dir.path(), &models);
-    let output = Command::new(weft_binary()).args(["doctor", "--json"]).env("WEFT_CONFIG", &config).output().unwrap();
+    let output = Command::new(weft_binary())
+        .args(["doctor", "--json"])
+        .env("WEFT_CONFIG", &config)
+        .env("WEFT_MODEL", "")
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "the dead server fails the check: {out}");
     let findings: Value = serde_json::from_str(&out).unwrap();

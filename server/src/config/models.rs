@@ -339,6 +339,19 @@ mod tests {
     }
 
     #[test]
+    fn a_model_flag_or_weft_model_replaces_the_list() {
+        let mut config: Config = toml::from_str(THREE).unwrap();
+        assert_eq!(config.model_set(None).unwrap().unwrap().models.len(), 3);
+        assert!(config.model_set(Some("other.gguf")).unwrap().is_none());
+        config.apply_env(|key| (key == "WEFT_MODEL").then(|| "other.gguf".to_owned())).unwrap();
+        assert!(config.model_set(None).unwrap().is_none());
+        // Other commands use the first local model of the list.
+        let config: Config = toml::from_str(THREE).unwrap();
+        let err = config.model_file(None).unwrap_err().to_string();
+        assert!(err.contains("model file a.gguf does not exist"), "{err}");
+    }
+
+    #[test]
     fn no_list_is_no_set_and_the_single_model_applies() {
         assert!(set("[model]\npath = \"a.gguf\"\n").unwrap().is_none());
         assert!(set("").unwrap().is_none());
