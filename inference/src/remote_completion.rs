@@ -9,6 +9,12 @@
 //! tokens and converted at [`BYTES_PER_TOKEN`]. The answer goes through the
 //! same [`Postprocessor`] as local completions. Every request goes through
 //! the backend's retry policy and circuit breaker (`crate::resilience`).
+//!
+//! A [`Completion`] from a server carries what the server reports: token
+//! counts, the log-probabilities of the generated tokens (asked for with
+//! `logprobs` / `n_probs`), prompt tokens it reused from its cache, and,
+//! where llama-server reports its own timings, prefill and decode time apart
+//! from the time the request spent on the network and in the server's queue.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,11 +100,18 @@ struct Shared {
 }
 
 /// What the server answered.
+#[derive(Debug, PartialEq)]
 struct Answer {
     text: String,
     finish: FinishReason,
     prompt_tokens: usize,
     generated_tokens: usize,
+    /// Prompt tokens the server took from its cache, when it says.
+    reused_tokens: Option<usize>,
+    /// The generated tokens' texts and log-probabilities, when reported.
+    tokens: Vec<(String, f32)>,
+    /// The server's own prefill and decode milliseconds (llama-server).
+    server_ms: Option<(f64, f64)>,
 }
 
 impl RemoteCompletion {
@@ -169,6 +182,8 @@ impl RemoteCompletion {
                     "max_tokens": request.max_tokens,
                     "temperature": request.sampling.temperature,
                     "top_p": request.sampling.top_p,
+                    // The chosen tokens' log-probabilities (and one alternative).
+                    "logprobs": 1,
                 });
                 (body, prefix_seen, suffix_seen)
             }
@@ -196,6 +211,7 @@ impl RemoteCompletion {
                     "top_p": request.sampling.top_p,
                     "seed": request.sampling.seed,
                     "cache_prompt": true,
+                    "n_probs": 1,
                 });
                 (body, prefix_seen, suffix_seen)
             }
@@ -229,32 +245,65 @@ impl RemoteCompletion {
         let post = Postprocessor::new(prefix_seen, suffix_seen, lang, mode);
         let text = post.finish(&answer.text);
         let finish_reason = if text.len() < answer.text.trim_end().len() { FinishReason::Stop } else { answer.finish };
+        let logprobs = kept_logprobs(&answer.tokens, &answer.text, &text);
+        let mean_logprob =
+            (!logprobs.is_empty()).then(|| logprobs.iter().map(|&l| f64::from(l)).sum::<f64>() / logprobs.len() as f64);
+        // With the server's own timings, the rest of the request's time was
+        // spent on the network and in the server's queue.
+        let (queue_ms, prefill_ms, decode_ms) = match answer.server_ms {
+            Some((prefill, decode)) => ((request_ms - prefill - decode).max(0.0), prefill, decode),
+            None => (0.0, 0.0, request_ms),
+        };
         Ok(Completion {
             text,
             raw_text: answer.text,
             finish_reason,
             model: config.model.clone(),
             prompt_tokens: answer.prompt_tokens,
-            reused_tokens: 0,
+            reused_tokens: answer.reused_tokens.unwrap_or(0),
             generated_tokens: answer.generated_tokens,
-            mean_logprob: None,
-            logprobs: Vec::new(),
+            mean_logprob,
+            logprobs,
             multiline: mode == LineMode::Multi,
             context_snippet_tokens: Vec::new(),
-            timings: Timings {
-                queue_ms: 0.0,
-                tokenize_ms,
-                prefill_ms: 0.0,
-                decode_ms: request_ms,
-                total_ms: ms(started.elapsed()),
-            },
+            timings: Timings { queue_ms, tokenize_ms, prefill_ms, decode_ms, total_ms: ms(started.elapsed()) },
         })
     }
 }
 
+/// The log-probabilities of the tokens that produced the kept text, as the
+/// local engine reports them: cut after the token where `kept` ends. When
+/// the token texts do not spell `raw` (a server that sends no texts), all.
+fn kept_logprobs(tokens: &[(String, f32)], raw: &str, kept: &str) -> Vec<f32> {
+    let spelled: usize = tokens.iter().map(|(text, _)| text.len()).sum();
+    let mut logprobs: Vec<f32> = tokens.iter().map(|&(_, logprob)| logprob).collect();
+    if spelled != raw.len() {
+        return logprobs;
+    }
+    let common = raw.bytes().zip(kept.bytes()).take_while(|(a, b)| a == b).count();
+    let mut end = 0;
+    let last = tokens.iter().position(|(text, _)| {
+        end += text.len();
+        end >= common
+    });
+    logprobs.truncate(last.map_or(tokens.len(), |i| i + 1));
+    logprobs
+}
+
 fn parse_answer(kind: RemoteCompletionKind, body: &Value) -> Result<Answer, AttemptError> {
-    let count = |pointer: &str| body.pointer(pointer).and_then(Value::as_u64).unwrap_or(0) as usize;
+    let number = |pointer: &str| body.pointer(pointer).and_then(Value::as_u64).map(|n| n as usize);
+    let count = |pointer: &str| number(pointer).unwrap_or(0);
     let malformed = |what: &str| AttemptError::Permanent(format!("malformed answer: {what} missing in {body}"));
+    // llama-server reports its own timings on both endpoints; `prompt_n`
+    // is the prompt tokens it computed, the others came from its cache.
+    let server_ms = match (
+        body.pointer("/timings/prompt_ms").and_then(Value::as_f64),
+        body.pointer("/timings/predicted_ms").and_then(Value::as_f64),
+    ) {
+        (Some(prefill), Some(decode)) => Some((prefill, decode)),
+        _ => None,
+    };
+    let computed = number("/timings/prompt_n");
     match kind {
         RemoteCompletionKind::OpenAiCompletions => {
             let text =
@@ -263,24 +312,94 @@ fn parse_answer(kind: RemoteCompletionKind, body: &Value) -> Result<Answer, Atte
                 Some("length") => FinishReason::MaxTokens,
                 _ => FinishReason::EndOfText,
             };
+            let prompt_tokens = count("/usage/prompt_tokens");
+            let reused_tokens = number("/usage/prompt_tokens_details/cached_tokens")
+                .or_else(|| computed.map(|n| prompt_tokens.saturating_sub(n)));
             Ok(Answer {
                 text: text.to_owned(),
                 finish,
-                prompt_tokens: count("/usage/prompt_tokens"),
+                prompt_tokens,
                 generated_tokens: count("/usage/completion_tokens"),
+                reused_tokens,
+                tokens: body.pointer("/choices/0/logprobs").map(openai_logprobs).unwrap_or_default(),
+                server_ms,
             })
         }
         RemoteCompletionKind::LlamaServerInfill => {
             let text = body.get("content").and_then(Value::as_str).ok_or_else(|| malformed("content"))?;
             let limited = body.get("stop_type").and_then(Value::as_str) == Some("limit")
                 || body.get("stopped_limit").and_then(Value::as_bool) == Some(true);
+            let prompt_tokens = count("/tokens_evaluated");
             Ok(Answer {
                 text: text.to_owned(),
                 finish: if limited { FinishReason::MaxTokens } else { FinishReason::EndOfText },
-                prompt_tokens: count("/tokens_evaluated"),
+                prompt_tokens,
                 generated_tokens: count("/tokens_predicted"),
+                reused_tokens: computed.map(|n| prompt_tokens.saturating_sub(n)),
+                tokens: body.get("completion_probabilities").map(token_list).unwrap_or_default(),
+                server_ms,
             })
         }
+    }
+}
+
+/// `choices[0].logprobs` of `/v1/completions`: OpenAI's `tokens` and
+/// `token_logprobs` arrays, or the `content` list of token objects that
+/// llama-server answers with.
+fn openai_logprobs(logprobs: &Value) -> Vec<(String, f32)> {
+    if let Some(content) = logprobs.get("content") {
+        return token_list(content);
+    }
+    let (Some(tokens), Some(values)) =
+        (logprobs.get("tokens").and_then(Value::as_array), logprobs.get("token_logprobs").and_then(Value::as_array))
+    else {
+        return Vec::new();
+    };
+    tokens
+        .iter()
+        .zip(values)
+        .filter_map(|(token, value)| Some((token.as_str()?.to_owned(), value.as_f64()? as f32)))
+        .collect()
+}
+
+/// A list of `{"token": text, "logprob": number}` objects (llama-server).
+fn token_list(list: &Value) -> Vec<(String, f32)> {
+    let Some(list) = list.as_array() else { return Vec::new() };
+    list.iter()
+        .filter_map(|entry| {
+            let logprob = entry.get("logprob")?.as_f64()? as f32;
+            Some((entry.get("token").and_then(Value::as_str).unwrap_or_default().to_owned(), logprob))
+        })
+        .collect()
+}
+
+/// A server's base URL as configured: `http://` or `https://`, without the
+/// endpoint's path; returned without a trailing slash.
+pub fn check_base_url(url: &str) -> Result<&str, String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err("the URL must start with http:// or https://".to_owned());
+    }
+    let url = url.trim_end_matches('/');
+    for path in ["/v1/completions", "/infill"] {
+        if url.ends_with(path) {
+            return Err(format!("give the server's base URL, without {path}"));
+        }
+    }
+    Ok(url)
+}
+
+/// The prompt format of a model known by name only (a served model):
+/// the FIM format of its family, else prefix-only.
+pub fn format_of_model_name(model: &str) -> PromptFormat {
+    let name = model.to_lowercase();
+    if name.contains("deepseek") && name.contains("coder") {
+        PromptFormat::DeepseekCoder
+    } else if name.contains("starcoder") {
+        PromptFormat::Starcoder2
+    } else if name.contains("qwen") && name.contains("coder") {
+        PromptFormat::Qwen25Coder
+    } else {
+        PromptFormat::PrefixOnly
     }
 }
 
@@ -386,5 +505,58 @@ mod tests {
             <｜fim▁end｜>def add(a, b):
                 return "#]]
         .assert_eq(&prompt_text(PromptFormat::DeepseekCoder, FimOrder::Spm, &request));
+    }
+
+    #[test]
+    fn openai_answers_give_logprobs_cached_tokens_and_server_timings() {
+        let answer = json!({
+            "choices": [{"text": "a + b\nprint()", "finish_reason": "stop", "logprobs": {
+                "tokens": ["a", " +", " b", "\n", "print", "()"],
+                "token_logprobs": [-0.5, -0.25, -0.75, -1.0, -2.0, -3.0]
+            }}],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 6, "prompt_tokens_details": {"cached_tokens": 24}},
+        });
+        let parsed = parse_answer(RemoteCompletionKind::OpenAiCompletions, &answer).unwrap();
+        assert_eq!((parsed.prompt_tokens, parsed.generated_tokens, parsed.reused_tokens), (30, 6, Some(24)));
+        assert_eq!(parsed.tokens.len(), 6);
+        assert_eq!(parsed.server_ms, None);
+        // Postprocessing kept the first line: only its three tokens count.
+        assert_eq!(kept_logprobs(&parsed.tokens, &parsed.text, "a + b"), vec![-0.5, -0.25, -0.75]);
+
+        // llama-server's flavour: token objects, and its own timings.
+        let answer = json!({
+            "choices": [{"text": "x", "finish_reason": "length", "logprobs": {"content": [
+                {"id": 87, "token": "x", "logprob": -0.125, "top_logprobs": []}
+            ]}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 1},
+            "timings": {"prompt_n": 2, "prompt_ms": 3.5, "predicted_n": 1, "predicted_ms": 1.5},
+        });
+        let parsed = parse_answer(RemoteCompletionKind::OpenAiCompletions, &answer).unwrap();
+        assert_eq!(parsed.finish, FinishReason::MaxTokens);
+        assert_eq!(parsed.tokens, vec![("x".to_owned(), -0.125)]);
+        assert_eq!(parsed.reused_tokens, Some(10));
+        assert_eq!(parsed.server_ms, Some((3.5, 1.5)));
+    }
+
+    #[test]
+    fn infill_answers_give_completion_probabilities() {
+        let answer = json!({
+            "content": "a + b", "tokens_predicted": 2, "tokens_evaluated": 40, "stop_type": "eos",
+            "completion_probabilities": [{"token": "a +", "logprob": -0.5}, {"token": " b", "logprob": -1.5}],
+            "timings": {"prompt_n": 5, "prompt_ms": 10.0, "predicted_ms": 4.0},
+        });
+        let parsed = parse_answer(RemoteCompletionKind::LlamaServerInfill, &answer).unwrap();
+        assert_eq!(parsed.reused_tokens, Some(35));
+        assert_eq!(kept_logprobs(&parsed.tokens, &parsed.text, "a + b"), vec![-0.5, -1.5]);
+        // Token texts that do not spell the answer: every log-prob counts.
+        assert_eq!(kept_logprobs(&[("?".to_owned(), -1.0)], "a + b", "a"), vec![-1.0]);
+        assert_eq!(kept_logprobs(&[], "a + b", "a"), Vec::<f32>::new());
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(check_base_url("http://127.0.0.1:8080/"), Ok("http://127.0.0.1:8080"));
+        assert!(check_base_url("127.0.0.1:8080").unwrap_err().contains("http://"));
+        assert!(check_base_url("http://h/v1/completions").unwrap_err().contains("without /v1/completions"));
     }
 }

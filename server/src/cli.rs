@@ -84,9 +84,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::listen::check_address(address, listen_any)?;
             }
             init_logging(&config)?;
-            let model_path = config.model_file(model.as_deref())?;
+            // `[[models]]`, unless --model or WEFT_MODEL names one model.
+            let models = match config.model_set(model.as_deref())? {
+                Some(set) => crate::wiring::LspModels::Set(set),
+                None => crate::wiring::LspModels::One(config.model_file(model.as_deref())?),
+            };
             let runtime = runtime()?;
-            let served = runtime.block_on(serve_lsp(model_path, config, listen));
+            let served = runtime.block_on(serve_lsp(models, config, listen));
             // A read of stdin may still wait on a blocking thread (a client
             // that sent `exit` and keeps the pipe open): do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -122,9 +126,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Serves LSP on stdio, or on TCP when `listen` is given.
-async fn serve_lsp(model_path: PathBuf, config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+async fn serve_lsp(
+    models: crate::wiring::LspModels,
+    config: Config,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let provider = crate::wiring::LlamaProvider::spawn(model_path, config.clone());
+    let completers = crate::wiring::Completers::spawn(&config, models);
     let mut server_config = crate::prompt_cmd::server_config(&config, config.lsp.cross_file);
     // Telemetry that cannot start (an unwritable spool) is logged, never
     // fatal: completions matter more.
@@ -135,9 +143,10 @@ async fn serve_lsp(model_path: PathBuf, config: Config, listen: Option<SocketAdd
     server_config.telemetry = telemetry.as_ref().map(crate::telemetry::Telemetry::settings);
     let agents = crate::wiring::WorkflowAgents::from_config(
         &config,
-        &provider,
+        completers.shared_engine,
         telemetry.as_ref().map(crate::telemetry::Telemetry::wire_sink),
     );
+    let provider = completers.provider;
     let served = match listen {
         Some(address) => crate::listen::serve(address, provider, agents, server_config).await,
         None => {

@@ -12,11 +12,19 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use weft_inference::{EngineConfig, FimOrder, PromptFormat, SamplingConfig};
 
+pub mod models;
+
+pub use models::{ComparisonConfig, ModelEntry, ModelSet};
+
 /// The whole configuration, as in the file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub model: ModelConfig,
+    /// Several completion models for `weft lsp` (instead of `[model]`).
+    pub models: Vec<ModelEntry>,
+    /// Which of `[[models]]` answer a request.
+    pub comparison: ComparisonConfig,
     pub engine: EngineConfig,
     pub completion: CompletionConfig,
     pub lsp: LspConfig,
@@ -212,7 +220,10 @@ impl Config {
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+        ModelSet::from_config(&config).with_context(|| format!("invalid config file {}", path.display()))?;
+        Ok(config)
     }
 
     /// Environment overrides: `WEFT_MODEL`, `WEFT_N_THREADS`,
@@ -248,15 +259,30 @@ impl Config {
     }
 
     /// Resolves the configured model to a file: a path as given, or a
-    /// registry name in the models directory.
+    /// registry name in the models directory. Without `[model]`, the first
+    /// local model of `[[models]]` (commands other than `weft lsp` use one
+    /// model).
     pub fn model_file(&self, flag: Option<&str>) -> anyhow::Result<PathBuf> {
-        let Some(model) = flag.or(self.model.path.as_deref()) else {
+        let first_local = || self.models.iter().find(|m| m.backend.is_none()).and_then(|m| m.path.as_deref());
+        let Some(model) = flag.or(self.model.path.as_deref()).or_else(first_local) else {
             bail!(
                 "no model configured: pass --model PATH, set WEFT_MODEL, or set [model] path in {}",
                 default_path().map_or_else(|| "the config file".to_owned(), |p| p.display().to_string())
             );
         };
         resolve_model(model)
+    }
+
+    /// The models of `weft lsp` when `[[models]]` applies: not when `flag`
+    /// (`--model`) or `WEFT_MODEL` names one model, which replaces the list.
+    pub fn model_set(&self, flag: Option<&str>) -> anyhow::Result<Option<ModelSet>> {
+        if flag.is_some() || self.model.path.is_some() {
+            if !self.models.is_empty() {
+                tracing::info!("a model was given by --model or WEFT_MODEL: [[models]] is not used");
+            }
+            return Ok(None);
+        }
+        ModelSet::from_config(self)
     }
 }
 

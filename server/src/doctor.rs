@@ -1,20 +1,26 @@
 //! `weft doctor`: checks the set-up an editor depends on and prints, for each
 //! problem, what to do about it.
 //!
-//! Checks, in order: the configuration file, the model setting, the model
-//! file (present, a GGUF), its vocabulary and family (FIM tokens, base or
-//! instruct), the engine settings against this machine, and the log file.
-//! The exit code is 1 when any check failed; warnings alone exit 0.
+//! Checks, in order: the configuration file, the log file, the model setting,
+//! the model file (present, a GGUF), its vocabulary and family (FIM tokens,
+//! base or instruct), and the engine settings against this machine. With
+//! `[[models]]`, every model of the list: local ones as above, remote ones
+//! for their API key variable and whether their server answers. The exit
+//! code is 1 when any check failed; warnings alone exit 0.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
-use weft_inference::llama::LoadedModel;
-use weft_inference::{LoadOptions, ModelFamily};
 
+use weft_inference::llama::LoadedModel;
+use weft_inference::remote_completion::{RemoteCompletionConfig, RemoteCompletionKind};
+use weft_inference::{FimOrder, LoadOptions, ModelFamily, PromptFormat};
+
+use crate::config::models::ModelSource;
 use crate::config::{Config, default_path};
 
 #[derive(Args, Debug)]
@@ -39,6 +45,9 @@ enum Verdict {
 #[derive(Debug, Serialize)]
 struct Finding {
     check: &'static str,
+    /// The `[[models]]` entry the finding is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
     verdict: Verdict,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,13 +56,13 @@ struct Finding {
 
 impl Finding {
     fn ok(check: &'static str, detail: impl Into<String>) -> Finding {
-        Finding { check, verdict: Verdict::Ok, detail: detail.into(), fix: None }
+        Finding { check, model: None, verdict: Verdict::Ok, detail: detail.into(), fix: None }
     }
     fn warning(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
-        Finding { check, verdict: Verdict::Warning, detail: detail.into(), fix: Some(fix.into()) }
+        Finding { check, model: None, verdict: Verdict::Warning, detail: detail.into(), fix: Some(fix.into()) }
     }
     fn failed(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
-        Finding { check, verdict: Verdict::Failed, detail: detail.into(), fix: Some(fix.into()) }
+        Finding { check, model: None, verdict: Verdict::Failed, detail: detail.into(), fix: Some(fix.into()) }
     }
 }
 
@@ -80,7 +89,10 @@ fn print_report(out: &mut impl std::io::Write, findings: &[Finding]) -> std::io:
             Verdict::Warning => "warn",
             Verdict::Failed => "FAIL",
         };
-        writeln!(out, "[{mark}] {}: {}", finding.check, finding.detail)?;
+        match &finding.model {
+            Some(model) => writeln!(out, "[{mark}] {} ({model}): {}", finding.check, finding.detail)?,
+            None => writeln!(out, "[{mark}] {}: {}", finding.check, finding.detail)?,
+        }
         if let Some(fix) = &finding.fix {
             writeln!(out, "       fix: {fix}")?;
         }
@@ -129,19 +141,56 @@ fn diagnose(args: &DoctorArgs, config_file: Option<&Path>) -> Vec<Finding> {
             )
         });
     }
-    match config.model_file(args.model.as_deref()) {
-        Ok(path) => check_model(&path, &config, &mut findings),
+    match config.model_set(args.model.as_deref()) {
+        Ok(Some(set)) => {
+            findings.push(Finding::ok("models", set.describe()));
+            for spec in &set.models {
+                let start = findings.len();
+                match &spec.source {
+                    ModelSource::Local { path, load, engine } => match crate::config::resolve_model(path) {
+                        Ok(file) => check_model(&file, load.format, load.fim_order, engine.n_ctx, &mut findings),
+                        Err(err) => findings.push(Finding::failed(
+                            "model",
+                            format!("{err:#}"),
+                            "correct path in this [[models]] entry, or `weft models pull NAME` for a registry name",
+                        )),
+                    },
+                    ModelSource::Remote { config, api_key_env } => {
+                        check_remote(config, api_key_env.as_deref(), &mut findings);
+                    }
+                }
+                for finding in &mut findings[start..] {
+                    finding.model = Some(spec.name.clone());
+                }
+            }
+        }
+        Ok(None) => match config.model_file(args.model.as_deref()) {
+            Ok(path) => {
+                check_model(&path, config.model.format, config.model.fim_order, config.engine.n_ctx, &mut findings);
+            }
+            Err(err) => findings.push(Finding::failed(
+                "model",
+                format!("{err:#}"),
+                "`weft models list` shows the registry; `weft models pull NAME` downloads one, then set [model] path = \"NAME\"",
+            )),
+        },
         Err(err) => findings.push(Finding::failed(
-            "model",
+            "models",
             format!("{err:#}"),
-            "`weft models list` shows the registry; `weft models pull NAME` downloads one, then set [model] path = \"NAME\"",
+            "correct [[models]] and [comparison]; docs/config.example.toml has an example",
         )),
     }
     check_engine(&config, &mut findings);
     findings
 }
 
-fn check_model(path: &PathBuf, config: &Config, findings: &mut Vec<Finding>) {
+fn check_model(
+    path: &PathBuf,
+    format: Option<PromptFormat>,
+    fim_order: Option<FimOrder>,
+    n_ctx: u32,
+    findings: &mut Vec<Finding>,
+) {
     let mut magic = [0u8; 4];
     let read = std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic));
     if read.is_err() || &magic != b"GGUF" {
@@ -154,12 +203,7 @@ fn check_model(path: &PathBuf, config: &Config, findings: &mut Vec<Finding>) {
     }
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     findings.push(Finding::ok("model file", format!("{} ({:.1} MB, GGUF)", path.display(), size as f64 / 1e6)));
-    let options = LoadOptions {
-        vocab_only: true,
-        format: config.model.format,
-        fim_order: config.model.fim_order,
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions { vocab_only: true, format, fim_order, ..LoadOptions::default() };
     let model = match LoadedModel::load(path, &options) {
         Ok(model) => model,
         Err(err) => {
@@ -205,16 +249,114 @@ fn check_model(path: &PathBuf, config: &Config, findings: &mut Vec<Finding>) {
     } else {
         findings.push(Finding::ok("model kind", if instruct { "instruct (chat template present)" } else { "base" }));
     }
-    if config.engine.n_ctx > info.n_ctx_train && info.n_ctx_train > 0 {
+    if n_ctx > info.n_ctx_train && info.n_ctx_train > 0 {
         findings.push(Finding::warning(
             "context size",
-            format!(
-                "[engine] n_ctx = {} exceeds the model's training context {}",
-                config.engine.n_ctx, info.n_ctx_train
-            ),
-            format!("set [engine] n_ctx to at most {}", info.n_ctx_train),
+            format!("n_ctx = {n_ctx} exceeds the model's training context {}", info.n_ctx_train),
+            format!("set n_ctx to at most {}", info.n_ctx_train),
         ));
     }
+}
+
+/// A remote model: its API key variable, whether its server answers, and
+/// (for `/v1/completions`) whether it lists the model.
+fn check_remote(config: &RemoteCompletionConfig, api_key_env: Option<&str>, findings: &mut Vec<Finding>) {
+    let mut key = None;
+    if let Some(var) = api_key_env {
+        match std::env::var(var) {
+            Ok(value) if !value.is_empty() => {
+                findings.push(Finding::ok("api key", format!("{var} is set")));
+                key = Some(value);
+            }
+            _ => findings.push(Finding::failed(
+                "api key",
+                format!("the variable {var} (api_key_env) is not set"),
+                format!("export {var}=KEY in the editor's environment; the key itself never goes in the config"),
+            )),
+        }
+    }
+    let (probe, openai) = match config.kind {
+        RemoteCompletionKind::OpenAiCompletions => ("/v1/models", true),
+        RemoteCompletionKind::LlamaServerInfill => ("/health", false),
+    };
+    let url = format!("{}{probe}", config.base_url);
+    let answer = probe_url(&url, key.as_deref(), config.connect_timeout);
+    let (status, body) = match answer {
+        Ok(answer) => answer,
+        Err(err) => {
+            findings.push(Finding::failed(
+                "remote server",
+                format!("{} cannot be reached: {err}", config.base_url),
+                "start the server, or correct url in this [[models]] entry",
+            ));
+            return;
+        }
+    };
+    if status == 401 || status == 403 {
+        findings.push(Finding::failed(
+            "remote server",
+            format!("{} refused the request (HTTP {status}): the API key is missing or not accepted", config.base_url),
+            "set api_key_env to the variable that holds a valid key",
+        ));
+        return;
+    }
+    findings.push(Finding::ok("remote server", format!("{} answers (HTTP {status} to GET {probe})", config.base_url)));
+    if openai {
+        let listed: Vec<String> = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("data")?.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m.get("id")?.as_str().map(str::to_owned))
+            .collect();
+        if !listed.is_empty() && !listed.contains(&config.model) {
+            findings.push(Finding::warning(
+                "remote model",
+                format!("the server does not list {} (it lists {})", config.model, listed.join(", ")),
+                "set model in this [[models]] entry to one of the listed names",
+            ));
+        }
+        if !config.format.is_fim() {
+            findings.push(Finding::warning(
+                "prompt format",
+                format!("{} gets prefix-only prompts: the text after the cursor is not shown", config.model),
+                "if the served model has FIM tokens, set format (deepseek-coder, starcoder2, qwen2.5-coder)",
+            ));
+        } else {
+            findings.push(Finding::ok("prompt format", format!("{}, fill-in-the-middle", config.format.name())));
+        }
+    }
+}
+
+/// `GET url`: the status and body, or why there was no answer.
+fn probe_url(url: &str, key: Option<&str>, connect_timeout: Duration) -> Result<(u16, String), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .timeout(connect_timeout + Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut request = client.get(url);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|err| error_chain(&err))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.unwrap_or_default()))
+    })
+}
+
+/// An error and its sources, as one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn check_engine(config: &Config, findings: &mut Vec<Finding>) {

@@ -1,10 +1,13 @@
 //! Wiring: the LSP server's [`CompletionProvider`] on top of the llama.cpp
-//! engine, and its [`AgentProvider`] on top of the agent workflows. The only
-//! place that knows both sides.
+//! engine and remote completion servers, and its [`AgentProvider`] on top of
+//! the agent workflows. The only place that knows both sides.
+//!
+//! One model (`[model]`, `--model`) is a [`LlamaProvider`]; the models of
+//! `[[models]]` are one provider each (`completion.rs`) under a
+//! [`ComparisonProvider`] (`comparison.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -14,142 +17,106 @@ use weft_inference::agent::{
     RunState, Selection, Severity, Workflow, Workspace,
 };
 use weft_inference::chat::{AgentRole as ChatRole, ChatBackend, ChatRouter, LocalChat, LocalProviderConfig};
-use weft_inference::{CancellationToken, CompletionError, CompletionRequest, Language, LlamaEngine, LoadOptions};
+use weft_inference::remote_completion::RemoteCompletion;
+use weft_inference::{CancellationToken, LlamaEngine};
 use weft_lsp::{
-    AgentEdit, AgentFinding, AgentOutcome, AgentProvider, AgentRequest, AgentUpdate, AgentUpdates, CompletionInput,
-    CompletionOutput, CompletionProvider, FindingSeverity, ProviderError, Trigger,
+    AgentEdit, AgentFinding, AgentOutcome, AgentProvider, AgentRequest, AgentUpdate, AgentUpdates, CompletionProvider,
+    FindingSeverity,
 };
 
-use crate::config::Config;
+use crate::config::models::{ModelSource, Policy};
+use crate::config::{Config, ModelSet};
 
-/// The state of the model behind the provider.
+mod comparison;
+mod completion;
+
+use comparison::{Choice, ComparisonProvider, Member};
+pub use completion::LlamaProvider;
+use completion::{CompletionIds, RemoteProvider};
+
+/// The state of a local model.
 #[derive(Clone)]
-enum Loading {
+pub enum Loading {
     Pending,
     Ready(LlamaEngine),
     Failed(String),
 }
 
-/// Completes with a local llama.cpp model, loaded in the background so that
-/// the server answers `initialize` at once.
-pub struct LlamaProvider {
-    engine: watch::Receiver<Loading>,
-    config: Arc<Config>,
-    model_path: PathBuf,
-    next_id: AtomicU64,
-    session: u64,
+/// The models `weft lsp` completes with.
+pub enum LspModels {
+    /// `--model`, `WEFT_MODEL` or `[model]`.
+    One(PathBuf),
+    /// `[[models]]` under `[comparison]`.
+    Set(ModelSet),
 }
 
-impl LlamaProvider {
-    /// Starts loading `model_path` on a blocking thread.
-    pub fn spawn(model_path: PathBuf, config: Arc<Config>) -> Arc<Self> {
-        let (tx, rx) = watch::channel(Loading::Pending);
-        let path = model_path.clone();
-        let engine_config = config.engine.clone();
-        let load = LoadOptions {
-            vocab_only: false,
-            n_gpu_layers: config.engine.n_gpu_layers,
-            format: config.model.format,
-            fim_order: config.model.fim_order,
+/// What `weft lsp` completes with, started.
+pub struct Completers {
+    pub provider: Arc<dyn CompletionProvider>,
+    /// The first local model's engine: a local chat model without a model
+    /// of its own shares its weights.
+    pub shared_engine: Option<watch::Receiver<Loading>>,
+}
+
+impl Completers {
+    /// Starts the models, loading local ones in the background.
+    pub fn spawn(config: &Arc<Config>, models: LspModels) -> Completers {
+        let set = match models {
+            LspModels::One(path) => {
+                let provider = LlamaProvider::spawn(path, config.clone());
+                return Completers { shared_engine: Some(provider.engine()), provider };
+            }
+            LspModels::Set(set) => set,
         };
-        tokio::task::spawn_blocking(move || {
-            let state = match LlamaEngine::start(&path, &load, &engine_config) {
-                Ok(engine) => {
-                    let info = engine.info();
-                    tracing::info!(
-                        model = %info.name,
-                        format = info.detection.format.name(),
-                        reason = %info.detection.reason,
-                        load_ms = info.load_ms,
-                        "model loaded"
+        let ids = CompletionIds::new();
+        let mut shared_engine = None;
+        let mut members = Vec::new();
+        // In `single` mode only the chosen model starts.
+        for spec in set.used() {
+            let provider: Arc<dyn CompletionProvider> = match &spec.source {
+                ModelSource::Local { path, load, engine } => {
+                    let file = crate::config::resolve_model(path).map_err(|err| format!("{err:#}"));
+                    let local = LlamaProvider::spawn_with(
+                        file,
+                        load.clone(),
+                        engine.clone(),
+                        &config.completion,
+                        spec.name.clone(),
+                        ids.clone(),
                     );
-                    Loading::Ready(engine)
+                    shared_engine.get_or_insert_with(|| local.engine());
+                    local
                 }
-                Err(err) => {
-                    tracing::error!("model failed to load: {err:#}");
-                    Loading::Failed(format!("the model {} failed to load: {err:#}", path.display()))
+                ModelSource::Remote { config: remote, api_key_env } => {
+                    let mut remote = remote.clone();
+                    let backend = match api_key_env {
+                        None => Ok(()),
+                        Some(var) => match std::env::var(var) {
+                            Ok(key) if !key.is_empty() => {
+                                remote.api_key = Some(key);
+                                Ok(())
+                            }
+                            _ => Err(format!("the API key variable {var} (api_key_env) is not set")),
+                        },
+                    }
+                    .and_then(|()| RemoteCompletion::new(remote).map_err(|err| format!("{err:#}")));
+                    RemoteProvider::new(backend, spec.source.kind(), &config.completion, spec.name.clone(), ids.clone())
                 }
             };
-            let _ = tx.send(state);
-        });
-        let session =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        Arc::new(LlamaProvider { engine: rx, config, model_path, next_id: AtomicU64::new(1), session })
-    }
-
-    fn request(&self, input: &CompletionInput) -> CompletionRequest {
-        let language = match Language::from_language_id(&input.language_id) {
-            Language::Other => input.path.as_deref().map_or(Language::Other, Language::from_path),
-            language => language,
+            members.push(Member { name: spec.name.clone(), provider });
+        }
+        let choice = match &set.policy {
+            Policy::Single(_) => Choice::Single(0),
+            Policy::Ab { weights, session } => Choice::Ab {
+                weights: weights.clone(),
+                session: session.clone().unwrap_or_else(|| format!("{:x}", ids.session())),
+            },
+            Policy::All => Choice::All,
         };
-        let completion = &self.config.completion;
-        let mut request = CompletionRequest::new(input.prefix.clone(), input.suffix.clone(), language);
-        request.path = input.relative_path.clone();
-        request.snippets = input
-            .snippets
-            .iter()
-            .map(|s| weft_inference::prompt::ContextSnippet { path: s.path.clone(), text: s.text.clone() })
-            .collect();
-        request.max_tokens = completion.max_tokens;
-        request.time_budget = completion.time_budget();
-        request.sampling = completion.sampling;
-        // An explicit request may run longer than one made while typing.
-        if input.trigger == Trigger::Invoked {
-            request.time_budget *= 2;
-        }
-        request
-    }
-}
-
-impl CompletionProvider for LlamaProvider {
-    fn complete(
-        &self,
-        input: CompletionInput,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<Vec<CompletionOutput>, ProviderError>> {
-        let request = self.request(&input);
-        let id = format!("{:x}-{}", self.session, self.next_id.fetch_add(1, Ordering::Relaxed));
-        let engine = self.engine.clone();
-        async move {
-            let engine = tokio::select! {
-                engine = ready(engine) => engine.map_err(ProviderError::Failed)?,
-                () = cancel.cancelled() => return Err(ProviderError::Cancelled),
-            };
-            let completion = engine.complete(request, cancel).await.map_err(|err| match err {
-                CompletionError::Cancelled => ProviderError::Cancelled,
-                CompletionError::Overloaded(_) => ProviderError::Busy(err.to_string()),
-                other => ProviderError::Failed(other.to_string()),
-            })?;
-            tracing::debug!(
-                id,
-                total_ms = completion.timings.total_ms,
-                prompt = completion.prompt_tokens,
-                reused = completion.reused_tokens,
-                generated = completion.generated_tokens,
-                finish = ?completion.finish_reason,
-                "completion"
-            );
-            let details = serde_json::to_value(&completion).unwrap_or_default();
-            Ok(vec![CompletionOutput {
-                id,
-                text: completion.text,
-                model: completion.model,
-                latency_ms: completion.timings.total_ms,
-                snippet_tokens: (!completion.context_snippet_tokens.is_empty())
-                    .then(|| completion.context_snippet_tokens.clone()),
-                details,
-            }])
-        }
-        .boxed()
-    }
-
-    fn describe(&self) -> String {
-        self.model_path.display().to_string()
-    }
-
-    fn ready(&self) -> BoxFuture<'static, Result<(), String>> {
-        let engine = self.engine.clone();
-        async move { ready(engine).await.map(drop) }.boxed()
+        let description = set.describe();
+        tracing::info!(models = %description, "completion models");
+        let provider = Arc::new(ComparisonProvider::new(members, choice, description));
+        Completers { provider, shared_engine }
     }
 }
 
@@ -189,7 +156,7 @@ impl WorkflowAgents {
     /// enabled = false`.
     pub fn from_config(
         config: &Arc<Config>,
-        completion: &LlamaProvider,
+        completion_engine: Option<watch::Receiver<Loading>>,
         telemetry: Option<crate::telemetry::WireSink>,
     ) -> Option<Arc<dyn AgentProvider>> {
         if !config.agent.enabled {
@@ -208,7 +175,9 @@ impl WorkflowAgents {
                     (Some(model), _) => LocalChat::load(&crate::config::resolve_model(model)?, chat_config)?,
                     (None, Some(engine)) => LocalChat::with_model(engine.model(), chat_config)?,
                     (None, None) => {
-                        anyhow::bail!("chat provider {name} has no model and the completion model did not load")
+                        anyhow::bail!(
+                            "chat provider {name} has no model, and no local completion model loaded to share"
+                        )
                     }
                 };
                 Ok(Arc::new(chat))
@@ -225,7 +194,7 @@ impl WorkflowAgents {
             config: config.agent.workflow_config(),
             run_log: config.agent.run_log_path(),
             telemetry,
-            engine: Some(completion.engine.clone()),
+            engine: completion_engine,
             factory: std::sync::Mutex::new(Some(factory)),
             runner: tokio::sync::OnceCell::new(),
         };

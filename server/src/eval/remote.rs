@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::bail;
 use weft_inference::prompt::PromptBudget;
-use weft_inference::remote_completion::{RemoteCompletionConfig, RemoteCompletionKind};
+use weft_inference::remote_completion::{
+    RemoteCompletionConfig, RemoteCompletionKind, check_base_url, format_of_model_name,
+};
 use weft_inference::resilience::{BreakerConfig, RetryConfig};
 use weft_inference::{FimOrder, PromptFormat};
 
@@ -49,15 +51,7 @@ impl RemoteModel {
             Some((url, model)) => (url, Some(model).filter(|m| !m.is_empty())),
             None => (rest, None),
         };
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("remote model {spec}: the URL must start with http:// or https://");
-        }
-        let url = url.trim_end_matches('/');
-        for path in ["/v1/completions", "/infill"] {
-            if url.ends_with(path) {
-                bail!("remote model {spec}: give the server's base URL, without {path}");
-            }
-        }
+        let url = check_base_url(url).map_err(|err| anyhow::anyhow!("remote model {spec}: {err}"))?;
         let model = match (kind, model) {
             (_, Some(model)) => model.to_owned(),
             (RemoteCompletionKind::LlamaServerInfill, None) => INFILL_MODEL.to_owned(),
@@ -110,21 +104,6 @@ impl RemoteModel {
             }
         }
         backend
-    }
-}
-
-/// The prompt format of a model known by name only (a served model):
-/// the FIM format of its family, else prefix-only.
-pub fn format_of_model_name(model: &str) -> PromptFormat {
-    let name = model.to_lowercase();
-    if name.contains("deepseek") && name.contains("coder") {
-        PromptFormat::DeepseekCoder
-    } else if name.contains("starcoder") {
-        PromptFormat::Starcoder2
-    } else if name.contains("qwen") && name.contains("coder") {
-        PromptFormat::Qwen25Coder
-    } else {
-        PromptFormat::PrefixOnly
     }
 }
 
