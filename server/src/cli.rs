@@ -126,11 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Serves LSP on stdio, or on TCP when `listen` is given.
-async fn serve_lsp(
-    models: crate::wiring::LspModels,
-    config: Config,
-    listen: Option<SocketAddr>,
-) -> anyhow::Result<()> {
+async fn serve_lsp(models: crate::wiring::LspModels, config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let completers = crate::wiring::Completers::spawn(&config, models);
     let mut server_config = crate::prompt_cmd::server_config(&config, config.lsp.cross_file);
