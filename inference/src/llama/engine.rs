@@ -259,9 +259,9 @@ impl Active {
 /// Why a job was not admitted.
 enum Refusal {
     /// It failed (its prompt, say); answer it.
-    Failed(Job, CompletionError),
+    Failed(Box<Job>, CompletionError),
     /// The KV cache is full of running requests' tokens; it waits.
-    Wait(Job),
+    Wait(Box<Job>),
 }
 
 /// The worker's state: the context, its slots and the requests in flight.
@@ -372,7 +372,7 @@ impl<'m> Worker<'m> {
                         let _ = job.reply.send(Err(err));
                     }
                     Err(Refusal::Wait(job)) => {
-                        pending.push_front(job);
+                        pending.push_front(*job);
                         break;
                     }
                 }
@@ -401,14 +401,14 @@ impl<'m> Worker<'m> {
         );
         let prompt = match built {
             Ok(prompt) => prompt,
-            Err(err) => return Err(Refusal::Failed(job, err.into())),
+            Err(err) => return Err(Refusal::Failed(Box::new(job), err.into())),
         };
         let tokens = prompt.tokens;
         if tokens.is_empty() || tokens.len() + request.max_tokens.min(16) >= self.n_ctx {
             let err = CompletionError::PromptTooLong { prompt: tokens.len(), n_ctx: self.n_ctx };
-            return Err(Refusal::Failed(job, err));
+            return Err(Refusal::Failed(Box::new(job), err));
         }
-        let Some(slot) = choose_slot(&self.slots, &tokens) else { return Err(Refusal::Wait(job)) };
+        let Some(slot) = choose_slot(&self.slots, &tokens) else { return Err(Refusal::Wait(Box::new(job))) };
         // The last prompt token is always evaluated again: its logits are
         // needed and are not kept between requests.
         let reuse = common_prefix(&self.slots[slot].tokens, &tokens).min(tokens.len() - 1);
@@ -434,7 +434,7 @@ impl<'m> Worker<'m> {
                 .map(|(i, _)| i);
             match victim {
                 Some(victim) => self.clear_slot(victim, 0),
-                None => return Err(Refusal::Wait(job)),
+                None => return Err(Refusal::Wait(Box::new(job))),
             }
         }
         self.clear_slot(slot, reuse);
@@ -751,7 +751,7 @@ fn exp_neg(x: f32) -> f32 {
     let whole = t as i32;
     let f = t - whole as f32;
     let p = 1.0
-        + f * (0.693_147_2
+        + f * (std::f32::consts::LN_2
             + f * (0.240_226_5
                 + f * (0.055_504_11
                     + f * (0.009_618_129 + f * (0.001_333_355 + f * (0.000_154_035_3 + f * 0.000_015_252_73))))));
