@@ -231,3 +231,10 @@ async fn ignore_eos_generates_exactly_max_tokens() {
     assert_eq!(completion.generated_tokens, 20, "{completion:?}");
     assert_eq!(completion.finish_reason, FinishReason::MaxTokens);
 }
+
+#[tokio::test]
+async fn an_empty_prompt_gets_an_empty_answer() {
+    // SmolLM2 adds no BOS token: an empty document is an empty prompt.
+    let completion = engine().complete(request("", "", 8), CancellationToken::new()).await.unwrap();
+    assert_eq!((completion.text.as_str(), completion.generated_tokens), ("", 0), "{completion:?}");
+}

@@ -262,6 +262,8 @@ enum Refusal {
     Failed(Box<Job>, CompletionError),
     /// The KV cache is full of running requests' tokens; it waits.
     Wait(Box<Job>),
+    /// It needs no model: answer it with this.
+    Answered(Box<Job>, Box<Completion>),
 }
 
 /// The worker's state: the context, its slots and the requests in flight.
@@ -371,6 +373,10 @@ impl<'m> Worker<'m> {
                         self.waiting.fetch_sub(1, Ordering::SeqCst);
                         let _ = job.reply.send(Err(err));
                     }
+                    Err(Refusal::Answered(job, completion)) => {
+                        self.waiting.fetch_sub(1, Ordering::SeqCst);
+                        let _ = job.reply.send(Ok(*completion));
+                    }
                     Err(Refusal::Wait(job)) => {
                         pending.push_front(*job);
                         break;
@@ -404,7 +410,26 @@ impl<'m> Worker<'m> {
             Err(err) => return Err(Refusal::Failed(Box::new(job), err.into())),
         };
         let tokens = prompt.tokens;
-        if tokens.is_empty() || tokens.len() + request.max_tokens.min(16) >= self.n_ctx {
+        if tokens.is_empty() {
+            // Nothing to condition on (an empty document without a BOS
+            // token, say): an empty answer, not an error.
+            let completion = Completion {
+                text: String::new(),
+                raw_text: String::new(),
+                finish_reason: FinishReason::EndOfText,
+                model: info.name.clone(),
+                prompt_tokens: 0,
+                reused_tokens: 0,
+                generated_tokens: 0,
+                mean_logprob: None,
+                logprobs: Vec::new(),
+                multiline: false,
+                context_snippet_tokens: prompt.snippet_tokens,
+                timings: Timings { queue_ms, total_ms: queue_ms + ms(started.elapsed()), ..Timings::default() },
+            };
+            return Err(Refusal::Answered(Box::new(job), Box::new(completion)));
+        }
+        if tokens.len() + request.max_tokens.min(16) >= self.n_ctx {
             let err = CompletionError::PromptTooLong { prompt: tokens.len(), n_ctx: self.n_ctx };
             return Err(Refusal::Failed(Box::new(job), err));
         }
