@@ -604,7 +604,7 @@ impl<'m> Worker<'m> {
                     let request = active.remove(i);
                     logits_at.remove(i);
                     self.release(request.slot);
-                    let completion = self.finish(request.job.request.max_tokens, &request, reason);
+                    let completion = self.finish(&request, reason);
                     let _ = request.job.reply.send(Ok(completion));
                 }
                 None => i += 1,
@@ -646,7 +646,7 @@ impl<'m> Worker<'m> {
         None
     }
 
-    fn finish(&self, _max_tokens: usize, request: &Active, finish_reason: FinishReason) -> Completion {
+    fn finish(&self, request: &Active, finish_reason: FinishReason) -> Completion {
         let decode_ms = request.decode_started.map_or(0.0, |t| ms(t.elapsed()));
         let raw = &request.raw;
         let raw_text = valid_utf8_prefix(raw).to_owned();
