@@ -6,7 +6,7 @@ export WEFT_CACHE ?= $(HOME)/.cache/weft
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 TEST_MODEL := $(WEFT_CACHE)/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test deps assets build lint unit check-llama editors peer
+.PHONY: demo test deps assets build lint editors peer vulkan
 
 ## demo: build, fetch the tiny model, and show a completion through `weft lsp`.
 # The binaries are built for the whole workspace at once and run directly:
@@ -44,6 +44,28 @@ assets:
 # the pinned llama.cpp source into $(WEFT_CACHE)/peer (docs/performance.md).
 peer:
 	models/build-llama-server.sh
+
+## vulkan: the GPU build through Vulkan, compiled and run here. llama.cpp
+# is built with its Vulkan backend (its own target directory: a second
+# llama.cpp compile, 20-30 minutes on 2 cores), then one completion runs
+# with every layer offloaded to the Vulkan device: Mesa's lavapipe (a
+# Vulkan driver on the CPU) on a machine without a GPU, a real GPU where
+# there is one. Not part of `make test`: it compiles llama.cpp again.
+VULKAN_TARGET_DIR := $(WEFT_CACHE)/target-vulkan
+vulkan: deps assets
+	@missing=(); \
+	[ -f /usr/include/vulkan/vulkan.h ] || missing+=(libvulkan-dev); \
+	command -v glslc >/dev/null || missing+=(glslc); \
+	[ -f /usr/share/cmake/SPIRV-Headers/SPIRV-HeadersConfig.cmake ] || missing+=(spirv-headers); \
+	ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers); \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  echo "installing $${missing[*]}" >&2; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq "$${missing[@]}" >/dev/null; \
+	fi
+	CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) $(CARGO) build --workspace --features weft/vulkan --bin weft
+	WEFT_N_GPU_LAYERS=99 WEFT_N_THREADS=1 $(VULKAN_TARGET_DIR)/debug/weft complete --model $(TEST_MODEL) \
+	  --max-tokens 8 --json tests/fixtures/demo/greeting.py:7:5
 
 # System packages llama.cpp's build needs: cmake, and libclang with its
 # headers for bindgen (without libclang-common, bindgen fails on stdbool.h).

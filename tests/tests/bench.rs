@@ -48,6 +48,8 @@ fn keystrokes_replays_a_typing_trace_with_consistent_counts() {
         "4",
         "--seed",
         "3",
+        "--rounds",
+        "2",
     ]);
     let value = json_of(&output);
     assert_eq!(value["region"]["first_line"], 9);
@@ -58,11 +60,17 @@ fn keystrokes_replays_a_typing_trace_with_consistent_counts() {
     let weft = &value["weft"];
     let requests = weft["requests"].as_u64().unwrap();
     let (completed, cancelled) = (weft["completed"].as_u64().unwrap(), weft["cancelled"].as_u64().unwrap());
-    assert_eq!(requests, 20);
+    // Two rounds of the trace, pooled; each round from a fresh engine.
+    assert_eq!(requests, 40);
+    let rounds = value["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{value}");
+    let per_round: u64 = rounds.iter().map(|r| r["weft"]["completed"].as_u64().unwrap()).sum();
+    assert_eq!(per_round, weft["completed"].as_u64().unwrap(), "{value}");
     assert_eq!(weft["failed"], 0, "{weft}");
     assert_eq!(completed + cancelled, requests, "{weft}");
-    // The last key's request is never superseded.
-    assert!(completed >= 1, "{weft}");
+    // The last key's request of each round is never superseded.
+    assert!(completed >= 2, "{weft}");
+    assert!(weft["slowest"].as_array().is_some_and(|s| !s.is_empty() && s.len() <= 3), "{weft}");
     assert_eq!(weft["generated_tokens"].as_u64().unwrap(), 4 * completed, "ignore_eos: exactly 4 tokens each");
 
     let tokens = &weft["prompt_tokens"];
@@ -107,6 +115,8 @@ fn concurrency_reports_throughput_per_user_count() {
         "--decode",
         "--decode-tokens",
         "8",
+        "--decode-depth",
+        "40",
     ]);
     let value = json_of(&output);
     assert_eq!(value["prompt_tokens"], 24);
@@ -130,6 +140,10 @@ fn concurrency_reports_throughput_per_user_count() {
     let decode = &value["decode"];
     assert_eq!(decode["tokens"], 8);
     assert_eq!(decode["weft_runs_tok_s"].as_array().unwrap().len(), 3, "{decode}");
+    // Each measured request decodes after a prompt of about --decode-depth
+    // tokens (it ends at a line end).
+    let depths = decode["weft_depths"].as_array().unwrap();
+    assert!(depths.len() == 3 && depths.iter().all(|d| (40..120).contains(&d.as_u64().unwrap())), "{decode}");
     assert!(number(&decode["weft_tok_s"]) > 0.0, "{decode}");
     assert!(decode["llama_bench_tok_s"].is_null(), "{decode}");
 }

@@ -56,10 +56,11 @@ pub struct EngineConfig {
     /// decoded together in one batch. Requests pick the slot with the
     /// longest common prefix; idle slots are reused least recently used first.
     pub slots: usize,
-    /// KV-cache cells shared by all slots; `None`: `n_ctx` × 2. One request
-    /// may use up to `n_ctx` of them.
+    /// KV-cache cells of all slots together, split equally between them;
+    /// `None`: `n_ctx` × 2. One request may use up to `n_ctx` tokens and
+    /// at most its slot's share.
     pub kv_size: Option<u32>,
-    /// Flash attention: `auto` (llama.cpp decides), `on` or `off`.
+    /// Flash attention: `auto` ([`FlashAttention::resolve`]), `on` or `off`.
     pub flash_attention: FlashAttention,
     pub budget: PromptBudgetConfig,
 }
@@ -72,6 +73,25 @@ pub enum FlashAttention {
     Auto,
     On,
     Off,
+}
+
+impl FlashAttention {
+    /// The setting a context gets. `auto` is off where the model runs on
+    /// the CPU and llama.cpp's own choice (on wherever the device supports
+    /// it) where layers are offloaded to a GPU. On the CPU, ggml's flash
+    /// attention splits one token's work by head, which a small model has
+    /// few of, while the plain path splits it by KV cell: measured with
+    /// llama-bench on this project's 2-core machine (docs/performance.md),
+    /// decoding after a 1,300-token context ran at 48–55 tokens/s with it
+    /// off against 39–43 with it on, and no slower without it at short
+    /// contexts or in prompt processing.
+    pub fn resolve(self, n_gpu_layers: u32) -> FlashAttention {
+        let offloaded = cfg!(any(feature = "cuda", feature = "vulkan")) && n_gpu_layers > 0;
+        match self {
+            FlashAttention::Auto if !offloaded => FlashAttention::Off,
+            chosen => chosen,
+        }
+    }
 }
 
 /// [`PromptBudget`] in the config file.
@@ -228,8 +248,6 @@ struct Active {
     /// Prompt tokens in the slot's KV cache.
     pos: usize,
     reused: usize,
-    /// The largest number of tokens the request may still add to the cache.
-    max_new: usize,
     started: Instant,
     queue_ms: f64,
     tokenize_ms: f64,
@@ -248,14 +266,6 @@ struct Active {
     next: Option<TokenId>,
 }
 
-impl Active {
-    /// Tokens the request may still add to the KV cache.
-    fn reserve(&self) -> usize {
-        let generated = self.logprobs.len();
-        (self.prompt.len() - self.pos) + self.max_new.saturating_sub(self.prompt.len() + generated)
-    }
-}
-
 /// Why a job was not admitted.
 enum Refusal {
     /// It failed (its prompt, say); answer it.
@@ -272,10 +282,9 @@ struct Worker<'m> {
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     slots: Vec<Slot>,
-    /// Tokens one request may use (prompt and generation).
+    /// Tokens one request may use (prompt and generation): `n_ctx` or its
+    /// slot's share of the KV cache, whichever is smaller.
     n_ctx: usize,
-    /// KV-cache cells shared by all slots.
-    kv_size: usize,
     n_batch: usize,
     budget: PromptBudget,
     /// Token ids of window and snippet pieces from earlier prompts.
@@ -293,8 +302,8 @@ impl<'m> Worker<'m> {
         let n_batch = config.prefill_chunk.clamp(8, 2048);
         let n_ctx = config.n_ctx.max(256);
         let slots = config.slots.clamp(1, 64);
-        let kv_size = config.kv_size.unwrap_or(n_ctx.saturating_mul(2)).max(n_ctx);
-        let flash = match config.flash_attention {
+        let kv_size = config.kv_size.unwrap_or(n_ctx.saturating_mul(2)).max(256 * slots as u32);
+        let flash = match config.flash_attention.resolve(config.n_gpu_layers) {
             FlashAttention::Auto => -1,
             FlashAttention::Off => 0,
             FlashAttention::On => 1,
@@ -302,23 +311,26 @@ impl<'m> Worker<'m> {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(kv_size))
             .with_n_seq_max(slots as u32)
-            // One pool of cells for all slots: a slot may hold a whole
-            // window while the others are small or empty.
-            .with_kv_unified(true)
+            // Each slot its own cells (a stream): attention then reads only
+            // the slot's own tokens. In one pool shared by all slots it reads
+            // every cell up to the highest one in use, other slots' masked
+            // out, so an idle slot's cached window made every other request
+            // slower (without flash attention, 1.8× slower prefill at a
+            // 1,200-token context with three other windows cached).
+            .with_kv_unified(false)
             .with_n_batch(n_batch as u32)
             .with_n_ubatch(n_batch as u32)
             .with_flash_attention_policy(flash)
             .with_n_threads(threads)
             .with_n_threads_batch(config.n_threads_batch.unwrap_or(threads));
         let ctx = model.model.new_context(super::model::backend(), params)?;
-        let kv_size = ctx.n_ctx() as usize;
+        let per_slot = ctx.n_ctx() as usize / slots;
         Ok(Worker {
             model,
             ctx,
             batch: LlamaBatch::new(n_batch, 1),
             slots: vec![Slot::default(); slots],
-            n_ctx: (n_ctx as usize).min(kv_size),
-            kv_size,
+            n_ctx: (n_ctx as usize).min(per_slot),
             n_batch,
             budget: config.budget.into(),
             tokens: TokenCache::default(),
@@ -364,7 +376,7 @@ impl<'m> Worker<'m> {
             }
             while self.slots.iter().any(|slot| !slot.busy) {
                 let Some(job) = pending.pop_front() else { break };
-                match self.admit(job, &active) {
+                match self.admit(job) {
                     Ok(request) => {
                         self.waiting.fetch_sub(1, Ordering::SeqCst);
                         active.push(request);
@@ -392,7 +404,7 @@ impl<'m> Worker<'m> {
     /// Gives `job` a slot: builds its prompt, picks the slot that shares the
     /// longest prefix with it ([`choose_slot`]) and removes only the
     /// diverging tail of that slot's cache.
-    fn admit(&mut self, job: Job, active: &[Active]) -> Result<Active, Refusal> {
+    fn admit(&mut self, job: Job) -> Result<Active, Refusal> {
         let started = Instant::now();
         let queue_ms = ms(job.enqueued.elapsed());
         let request = &job.request;
@@ -437,31 +449,8 @@ impl<'m> Worker<'m> {
         // The last prompt token is always evaluated again: its logits are
         // needed and are not kept between requests.
         let reuse = common_prefix(&self.slots[slot].tokens, &tokens).min(tokens.len() - 1);
-        let max_new = (tokens.len() + request.max_tokens).min(self.n_ctx);
 
-        // Room in the shared cache: the running requests' reserves, every
-        // slot's tokens, and this request's. Idle slots give theirs up, the
-        // least recently used first.
-        let need = max_new - reuse;
-        let reserved: usize = active.iter().map(Active::reserve).sum();
-        loop {
-            let held: usize =
-                self.slots.iter().enumerate().map(|(i, s)| if i == slot { reuse } else { s.tokens.len() }).sum();
-            if held + reserved + need <= self.kv_size {
-                break;
-            }
-            let victim = self
-                .slots
-                .iter()
-                .enumerate()
-                .filter(|&(i, s)| i != slot && !s.busy && !s.tokens.is_empty())
-                .min_by_key(|(_, s)| s.last_used)
-                .map(|(i, _)| i);
-            match victim {
-                Some(victim) => self.clear_slot(victim, 0),
-                None => return Err(Refusal::Wait(Box::new(job))),
-            }
-        }
+        tracing::trace!(slot, prompt = tokens.len(), reuse, held = self.slots[slot].tokens.len(), "admitted");
         self.clear_slot(slot, reuse);
         self.tick += 1;
         self.slots[slot].busy = true;
@@ -487,7 +476,6 @@ impl<'m> Worker<'m> {
             prompt: tokens,
             pos: reuse,
             reused: reuse,
-            max_new,
             started,
             queue_ms,
             tokenize_ms,
@@ -560,19 +548,19 @@ impl<'m> Worker<'m> {
                 return self.fail_all(active, format!("batch: {err}"));
             }
         }
-        match self.ctx.decode(&mut self.batch) {
+        let decode_started = Instant::now();
+        let decoded = self.ctx.decode(&mut self.batch);
+        tracing::trace!(
+            tokens = self.batch.n_tokens(),
+            requests = active.len(),
+            ms = ms(decode_started.elapsed()),
+            "decode step"
+        );
+        match decoded {
             Ok(()) => {}
             Err(DecodeError::NoKvCacheSlot) => {
-                // The accounting in `admit` should prevent this; an idle
-                // slot gives up its cells and the batch is tried again.
-                let idle = (0..self.slots.len())
-                    .filter(|&i| !self.slots[i].busy && !self.slots[i].tokens.is_empty())
-                    .min_by_key(|&i| self.slots[i].last_used);
-                match idle {
-                    Some(slot) => self.clear_slot(slot, 0),
-                    None => self.fail_all(active, "the KV cache is full".into()),
-                }
-                return;
+                // `admit` keeps every request within its slot's cells.
+                return self.fail_all(active, "the KV cache is full".into());
             }
             Err(err) => return self.fail_all(active, err.to_string()),
         }
@@ -799,6 +787,16 @@ fn ms(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flash_attention_auto_is_off_on_the_cpu() {
+        assert_eq!(FlashAttention::Auto.resolve(0), FlashAttention::Off);
+        assert_eq!(FlashAttention::On.resolve(0), FlashAttention::On);
+        assert_eq!(FlashAttention::Off.resolve(99), FlashAttention::Off);
+        let offloaded =
+            if cfg!(any(feature = "cuda", feature = "vulkan")) { FlashAttention::Auto } else { FlashAttention::Off };
+        assert_eq!(FlashAttention::Auto.resolve(99), offloaded);
+    }
 
     #[test]
     fn exp_neg_matches_exp() {

@@ -30,7 +30,7 @@ use weft_inference::{CancellationToken, CompletionRequest, EngineConfig, Languag
 
 use super::keystrokes::{PromptBuilder, bench_request, peer_generation};
 use super::peer::{self, PeerOptions, PeerServer};
-use super::{Rng, engine_config, percentiles, print_json, ratio, start_engine, threads};
+use super::{PeerFlash, Rng, engine_config, percentiles, print_json, ratio, start_engine, threads};
 use crate::config::Config;
 
 #[derive(Args, Debug)]
@@ -65,12 +65,21 @@ pub struct ConcurrencyArgs {
     /// Tokens generated in the decode measurement.
     #[arg(long, default_value_t = 64)]
     decode_tokens: usize,
+    /// Context already in the KV cache when the decode measurement starts
+    /// (its prompt's length; llama-bench's `-d`): attention's cost grows
+    /// with it, and a completion decodes after a window of the file.
+    #[arg(long, default_value_t = 0)]
+    decode_depth: usize,
     /// llama-bench binary, for the decode measurement's reference.
     #[arg(long)]
     llama_bench: Option<PathBuf>,
     /// Skip every llama.cpp tool even where paths are given.
     #[arg(long)]
     no_peer: bool,
+    /// Flash attention of llama.cpp's side: `same` as Weft's engine, or
+    /// llama.cpp's `auto`, `on`, `off`.
+    #[arg(long, value_enum, default_value_t = PeerFlash::Same)]
+    peer_flash_attention: PeerFlash,
 }
 
 /// One request's timings on the client's clock (milliseconds since all
@@ -133,6 +142,7 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
                     ctx: users as u32 * per_request,
                     parallel: users,
                     n_gpu_layers: config.engine.n_gpu_layers,
+                    flash_attention: args.peer_flash_attention.arg(&settings),
                 };
                 let server = Arc::new(PeerServer::start(&options).await?);
                 server
@@ -168,6 +178,8 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
                 threads.to_string(),
             ];
             command.extend(["-ngl".into(), config.engine.n_gpu_layers.to_string()]);
+            let flash = args.peer_flash_attention.arg(&engine_config(&config, threads));
+            command.extend(["-fa".into(), flash.into()]);
             let output = peer::run_tool(&binary, &command).await?;
             let rows = peer::batched_bench_rows(&output);
             anyhow::ensure!(!rows.is_empty(), "no results in llama-batched-bench's output:\n{output}");
@@ -215,6 +227,10 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
     let value = json!({
         "model": model_name,
         "threads": threads,
+        "flash_attention": {
+            "weft": config.engine.flash_attention.resolve(config.engine.n_gpu_layers),
+            "peer": args.peer_flash_attention.arg(&config.engine),
+        },
         "prompt_tokens": prompt_tokens,
         "gen_tokens": gen_tokens,
         "runs": runs,
@@ -385,10 +401,11 @@ fn union_ms(intervals: impl Iterator<Item = (f64, f64)>) -> f64 {
     total + current.map_or(0.0, |(s, e)| e - s)
 }
 
-/// One user's raw decode speed: three requests with short prompts, each
-/// generating `--decode-tokens` tokens, the median of (tokens − 1) /
-/// `decode_ms` (the first token comes from the prefill's logits, the others
-/// from one decode call each); against `llama-bench -p 0 -n T`.
+/// One user's raw decode speed: three requests with short prompts (or
+/// prompts of `--decode-depth` tokens), each generating `--decode-tokens`
+/// tokens, the median of (tokens − 1) / `decode_ms` (the first token comes
+/// from the prefill's logits, the others from one decode call each);
+/// against `llama-bench -p 0 -n T [-d D]`.
 async fn decode(
     args: &ConcurrencyArgs,
     config: &Config,
@@ -398,14 +415,22 @@ async fn decode(
 ) -> anyhow::Result<serde_json::Value> {
     let mut settings = engine_config(config, threads);
     settings.slots = 1;
+    let prompt_tokens = args.decode_depth.max(16);
+    let per_request = (prompt_tokens + args.decode_tokens + 64) as u32;
+    settings.n_ctx = settings.n_ctx.max(per_request);
+    settings.budget.prefix_tokens = settings.budget.prefix_tokens.max(prompt_tokens + 32);
     let engine = start_engine(config, model_path, settings.clone()).await?;
     let builder = builder(&engine, &settings, args.decode_tokens);
     let mut speeds = Vec::new();
+    let mut depths = Vec::new();
+    let mut prefill = Vec::new();
     for run in 0..4 {
-        let request = synthetic_request(&builder, args.seed ^ 0xDEC0DE, run, 16, args.decode_tokens)?;
+        let request = synthetic_request(&builder, args.seed ^ 0xDEC0DE, run, prompt_tokens, args.decode_tokens)?;
         let completion = engine.complete(request, CancellationToken::new()).await?;
         // The first run warms up.
         if run > 0 && completion.timings.decode_ms > 0.0 {
+            depths.push(completion.prompt_tokens);
+            prefill.push(completion.prompt_tokens as f64 / (completion.timings.prefill_ms / 1e3));
             speeds.push((completion.generated_tokens - 1) as f64 / (completion.timings.decode_ms / 1e3));
         }
     }
@@ -423,13 +448,20 @@ async fn decode(
                 "0".into(),
                 "-n".into(),
                 args.decode_tokens.to_string(),
+                "-d".into(),
+                args.decode_depth.to_string(),
                 "-t".into(),
                 threads.to_string(),
                 "-ngl".into(),
                 config.engine.n_gpu_layers.to_string(),
+                "-fa".into(),
+                args.peer_flash_attention.arg(&settings).into(),
             ];
             let output = peer::run_tool(&binary, &command).await?;
-            let test = format!("tg{}", args.decode_tokens);
+            let test = match args.decode_depth {
+                0 => format!("tg{}", args.decode_tokens),
+                depth => format!("tg{} @ d{depth}", args.decode_tokens),
+            };
             let row = peer::llama_bench_rows(&output).into_iter().find(|row| row.test == test);
             let row = row.ok_or_else(|| anyhow::anyhow!("no {test} result in llama-bench's output:\n{output}"))?;
             command.insert(0, binary.display().to_string());
@@ -438,6 +470,9 @@ async fn decode(
     };
     Ok(json!({
         "tokens": args.decode_tokens,
+        "depth": args.decode_depth,
+        "weft_depths": depths,
+        "weft_prefill_tok_s": prefill,
         "weft_tok_s": weft,
         "weft_runs_tok_s": speeds,
         "llama_bench_tok_s": reference.as_ref().map(|(row, _)| row.tokens_per_s),

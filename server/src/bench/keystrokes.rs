@@ -40,7 +40,7 @@ use weft_lsp::position::{LspPosition, PositionEncoding};
 
 use super::peer::{PeerOptions, PeerServer};
 use super::trace::{self, TypingModel};
-use super::{engine_config, percentiles, print_json, ratio, start_engine, threads};
+use super::{PeerFlash, engine_config, percentiles, print_json, ratio, start_engine, threads};
 use crate::config::Config;
 use crate::prompt_cmd::{context_config, context_snippets, default_root, server_config};
 
@@ -77,9 +77,17 @@ pub struct KeystrokesArgs {
     /// llama-server binary: replay the same trace against it.
     #[arg(long)]
     llama_server: Option<PathBuf>,
+    /// Replays of the trace on each side, alternating which side goes
+    /// first; the figures pool every round's requests.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Skip the peer even where `--llama-server` is given.
     #[arg(long)]
     no_peer: bool,
+    /// Flash attention of llama.cpp's side: `same` as Weft's engine, or
+    /// llama.cpp's `auto`, `on`, `off`.
+    #[arg(long, value_enum, default_value_t = PeerFlash::Same)]
+    peer_flash_attention: PeerFlash,
     /// What the peer is asked: `auto` is `/infill` for FIM models and
     /// `/completion` with token ids otherwise.
     #[arg(long, value_enum, default_value_t = PeerEndpoint::Auto)]
@@ -98,6 +106,22 @@ impl PeerEndpoint {
         match self {
             PeerEndpoint::Infill => "/infill",
             PeerEndpoint::Auto | PeerEndpoint::Completion => "/completion",
+        }
+    }
+}
+
+/// Who replays the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Weft,
+    Peer,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Weft => "weft",
+            Side::Peer => "peer",
         }
     }
 }
@@ -125,6 +149,10 @@ struct Sample {
     generated_tokens: usize,
     /// The server's own time for the request.
     server_ms: f64,
+    /// Its parts: waiting (Weft only), prompt, generation.
+    queue_ms: f64,
+    prefill_ms: f64,
+    decode_ms: f64,
 }
 
 /// An outcome with its timing on the client's clock.
@@ -161,40 +189,72 @@ pub async fn run(args: KeystrokesArgs, config: Config) -> anyhow::Result<ExitCod
     let typing = Typing { config: &config, file: &file, workspace: &workspace, text: &text, region: region.clone() };
     let prepared = typing.prepare(&engine, &keys, args.max_tokens, endpoint)?;
     let warm_up = warm_up_step(&engine, &config, args.max_tokens, endpoint)?;
-
-    if let Outcome::Failed(message) = complete_weft(&engine, warm_up.request.clone(), CancellationToken::new()).await {
-        bail!("the warm-up request failed: {message}");
-    }
-    let weft = replay(&prepared.steps, |step, cancel| complete_weft(&engine, step.request.clone(), cancel)).await;
     drop(engine);
 
-    let peer = match args.llama_server.as_ref().filter(|_| !args.no_peer) {
-        None => None,
-        Some(binary) => {
-            let options = PeerOptions {
-                binary: binary.clone(),
-                model: model_path.clone(),
-                threads,
-                ctx: settings.n_ctx.max(256),
-                parallel: 1,
-                n_gpu_layers: config.engine.n_gpu_layers,
-            };
-            let server = Arc::new(PeerServer::start(&options).await?);
-            let warm = complete_peer(&server, endpoint, warm_up.peer_body.clone(), CancellationToken::new()).await;
-            if let Outcome::Failed(message) = warm {
-                bail!("the warm-up request to llama-server failed: {message}");
-            }
-            let outcomes = replay(&prepared.steps, |step, cancel| {
-                complete_peer(&server, endpoint, step.peer_body.clone(), cancel)
-            })
-            .await;
-            Some((outcomes, server.command.clone()))
+    // Each round replays the trace on both sides, each from a fresh start
+    // (a new engine, a new llama-server) after a warm-up request, in
+    // alternating order, so that a machine whose speed drifts over minutes
+    // does not favour the side that runs first.
+    let peer_options = args.llama_server.as_ref().filter(|_| !args.no_peer).map(|binary| PeerOptions {
+        binary: binary.clone(),
+        model: model_path.clone(),
+        threads,
+        ctx: settings.n_ctx.max(256),
+        parallel: 1,
+        n_gpu_layers: config.engine.n_gpu_layers,
+        flash_attention: args.peer_flash_attention.arg(&settings),
+    });
+    let mut weft = Vec::new();
+    let mut peer = Vec::new();
+    let mut peer_command = None;
+    let mut rounds = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        let mut sides = vec![Side::Weft];
+        if peer_options.is_some() {
+            sides.insert(round % 2, Side::Peer);
         }
-    };
+        let mut figures = json!({ "order": sides.iter().map(|s| s.name()).collect::<Vec<_>>() });
+        for side in sides {
+            let outcomes = match (side, &peer_options) {
+                (Side::Weft, _) => {
+                    let engine = start_engine(&config, &model_path, settings.clone()).await?;
+                    let warm = complete_weft(&engine, warm_up.request.clone(), CancellationToken::new()).await;
+                    if let Outcome::Failed(message) = warm {
+                        bail!("the warm-up request failed: {message}");
+                    }
+                    replay(&prepared.steps, |step, cancel| complete_weft(&engine, step.request.clone(), cancel)).await
+                }
+                (Side::Peer, Some(options)) => {
+                    let server = Arc::new(PeerServer::start(options).await?);
+                    let warm =
+                        complete_peer(&server, endpoint, warm_up.peer_body.clone(), CancellationToken::new()).await;
+                    if let Outcome::Failed(message) = warm {
+                        bail!("the warm-up request to llama-server failed: {message}");
+                    }
+                    let outcomes = replay(&prepared.steps, |step, cancel| {
+                        complete_peer(&server, endpoint, step.peer_body.clone(), cancel)
+                    })
+                    .await;
+                    peer_command = Some(server.command.clone());
+                    outcomes
+                }
+                (Side::Peer, None) => unreachable!("the peer runs only with its options"),
+            };
+            let mut latency = completed_latency(&outcomes);
+            figures[side.name()] = json!({ "completed": latency.len(), "latency_ms": percentiles(&mut latency) });
+            match side {
+                Side::Weft => weft.extend(outcomes),
+                Side::Peer => peer.extend(outcomes),
+            }
+        }
+        rounds.push(figures);
+    }
+    let peer = peer_command.map(|command| (peer, command));
 
-    let times: Vec<f64> = prepared.steps.iter().map(|s| s.at_ms).collect();
-    let weft_summary = Summary::of(&weft, &times);
-    let peer_summary = peer.as_ref().map(|(outcomes, _)| Summary::of(outcomes, &times));
+    // When the next key of each request's round came.
+    let next_key: Vec<f64> = prepared.steps.iter().skip(1).map(|s| s.at_ms).chain([f64::INFINITY]).collect();
+    let weft_summary = Summary::of(&weft, &next_key);
+    let peer_summary = peer.as_ref().map(|(outcomes, _)| Summary::of(outcomes, &next_key));
     let compared = peer.as_ref().map(|(outcomes, _)| prompts_compared(&weft, outcomes));
     let mut retrieval_ms = prepared.retrieval_ms;
     let value = json!({
@@ -211,7 +271,12 @@ pub async fn run(args: KeystrokesArgs, config: Config) -> anyhow::Result<ExitCod
             "model": "log-normal delays (sigma 0.4) around key_ms; x2 after punctuation, x1.3 after a space, x4 after a line end; 3% thinking pauses around 1.2 s; a line end and the next indentation are one key",
         },
         "threads": threads,
+        "flash_attention": {
+            "weft": settings.flash_attention.resolve(settings.n_gpu_layers),
+            "peer": args.peer_flash_attention.arg(&settings),
+        },
         "max_tokens": args.max_tokens,
+        "rounds": rounds,
         "ignore_eos": true,
         "retrieval_ms": percentiles(&mut retrieval_ms),
         "weft": weft_summary.json,
@@ -441,6 +506,9 @@ fn complete_weft(
                 reused_tokens: completion.reused_tokens,
                 generated_tokens: completion.generated_tokens,
                 server_ms: completion.timings.total_ms,
+                queue_ms: completion.timings.queue_ms,
+                prefill_ms: completion.timings.prefill_ms,
+                decode_ms: completion.timings.decode_ms,
             }),
             Err(CompletionError::Cancelled) => Outcome::Cancelled,
             Err(err) => Outcome::Failed(err.to_string()),
@@ -464,6 +532,9 @@ fn complete_peer(
                     reused_tokens: timings.cache_n,
                     generated_tokens: timings.predicted_n,
                     server_ms: timings.prompt_ms + timings.predicted_ms,
+                    queue_ms: 0.0,
+                    prefill_ms: timings.prompt_ms,
+                    decode_ms: timings.predicted_ms,
                 }),
                 Err(err) => Outcome::Failed(format!("{err:#}")),
             },
@@ -516,7 +587,9 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(timed: &[Timed], times: &[f64]) -> Summary {
+    /// `next_key[i]`: when the key after request `i` of a round came
+    /// (`timed` holds whole rounds, one after another).
+    fn of(timed: &[Timed], next_key: &[f64]) -> Summary {
         let mut latency = Vec::new();
         let mut server = Vec::new();
         let (mut cancelled, mut late, mut hits) = (0, 0, 0);
@@ -531,7 +604,7 @@ impl Summary {
                     reused += sample.reused_tokens;
                     generated += sample.generated_tokens;
                     hits += usize::from(sample.reused_tokens > 0);
-                    let next = times.get(i + 1).copied().unwrap_or(f64::INFINITY);
+                    let next = next_key.get(i % next_key.len().max(1)).copied().unwrap_or(f64::INFINITY);
                     late += usize::from(t.issued_ms + t.latency_ms > next);
                 }
                 Outcome::Cancelled => cancelled += 1,
@@ -544,6 +617,30 @@ impl Summary {
         }
         let completed = latency.len();
         let failed = timed.len() - completed - cancelled;
+        // The slowest answers with their parts, to tell where time went.
+        let mut slowest: Vec<(f64, Sample)> = timed
+            .iter()
+            .filter_map(|t| match &t.outcome {
+                Outcome::Completed(sample) => Some((t.latency_ms, *sample)),
+                _ => None,
+            })
+            .collect();
+        slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let slowest: Vec<serde_json::Value> = slowest
+            .iter()
+            .take(3)
+            .map(|(latency, s)| {
+                json!({
+                    "latency_ms": latency,
+                    "server_ms": s.server_ms,
+                    "queue_ms": s.queue_ms,
+                    "prefill_ms": s.prefill_ms,
+                    "decode_ms": s.decode_ms,
+                    "evaluated": s.prompt_tokens - s.reused_tokens,
+                    "generated": s.generated_tokens,
+                })
+            })
+            .collect();
         let summary = percentiles(&mut latency);
         let (p50, p95) = if completed > 0 { (summary["p50"].as_f64(), summary["p95"].as_f64()) } else { (None, None) };
         let json = json!({
@@ -563,9 +660,15 @@ impl Summary {
             },
             "cache_hits": hits,
             "generated_tokens": generated,
+            "slowest": slowest,
         });
         Summary { json, p50, p95 }
     }
+}
+
+/// The latencies of the completed requests.
+fn completed_latency(timed: &[Timed]) -> Vec<f64> {
+    timed.iter().filter(|t| matches!(t.outcome, Outcome::Completed(_))).map(|t| t.latency_ms).collect()
 }
 
 /// Requests both sides completed, and how many of them had prompts of
@@ -606,14 +709,20 @@ mod tests {
 
     #[test]
     fn summaries_count_every_request_once() {
-        let sample = |reused| Sample { prompt_tokens: 10, reused_tokens: reused, generated_tokens: 4, server_ms: 5.0 };
+        let sample = |reused| Sample {
+            prompt_tokens: 10,
+            reused_tokens: reused,
+            generated_tokens: 4,
+            server_ms: 5.0,
+            ..Sample::default()
+        };
         let timed = vec![
             Timed { outcome: Outcome::Completed(sample(0)), issued_ms: 0.0, latency_ms: 50.0 },
             Timed { outcome: Outcome::Cancelled, issued_ms: 100.0, latency_ms: 10.0 },
             Timed { outcome: Outcome::Completed(sample(8)), issued_ms: 200.0, latency_ms: 150.0 },
             Timed { outcome: Outcome::Failed("boom".into()), issued_ms: 300.0, latency_ms: 1.0 },
         ];
-        let summary = Summary::of(&timed, &[0.0, 100.0, 200.0, 300.0]);
+        let summary = Summary::of(&timed, &[100.0, 200.0, 300.0, f64::INFINITY]);
         let json = &summary.json;
         assert_eq!((json["requests"].as_u64(), json["completed"].as_u64()), (Some(4), Some(2)));
         assert_eq!((json["cancelled"].as_u64(), json["failed"].as_u64()), (Some(1), Some(1)));

@@ -23,10 +23,10 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 use weft_inference::llama::default_threads;
-use weft_inference::{EngineConfig, LlamaEngine, LoadOptions};
+use weft_inference::{EngineConfig, FlashAttention, LlamaEngine, LoadOptions};
 
 use crate::config::Config;
 
@@ -81,6 +81,36 @@ fn threads(flag: Option<i32>, config: &Config) -> anyhow::Result<i32> {
 /// The configured engine with `threads` for generation and prompts.
 fn engine_config(config: &Config, threads: i32) -> EngineConfig {
     EngineConfig { n_threads: Some(threads), n_threads_batch: Some(threads), ..config.engine.clone() }
+}
+
+/// The flash attention llama.cpp's tools get (`-fa`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+enum PeerFlash {
+    /// What Weft's engine runs with (`[engine] flash_attention`, resolved
+    /// for the device): the same llama.cpp computation on both sides.
+    #[default]
+    Same,
+    /// llama.cpp's default (`auto`: on wherever the device supports it).
+    Auto,
+    On,
+    Off,
+}
+
+impl PeerFlash {
+    /// The `-fa` value for a Weft engine configured with `engine`.
+    fn arg(self, engine: &EngineConfig) -> &'static str {
+        let name = |setting| match setting {
+            FlashAttention::Auto => "auto",
+            FlashAttention::On => "on",
+            FlashAttention::Off => "off",
+        };
+        match self {
+            PeerFlash::Same => name(engine.flash_attention.resolve(engine.n_gpu_layers)),
+            PeerFlash::Auto => "auto",
+            PeerFlash::On => "on",
+            PeerFlash::Off => "off",
+        }
+    }
 }
 
 /// Loads the model (off the async threads) and starts its engine.

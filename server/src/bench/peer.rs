@@ -27,6 +27,8 @@ pub struct PeerOptions {
     /// Slots (`-np`): requests decoded together.
     pub parallel: usize,
     pub n_gpu_layers: u32,
+    /// Flash attention (`-fa`: `auto`, `on` or `off`).
+    pub flash_attention: &'static str,
 }
 
 /// A running `llama-server`.
@@ -80,6 +82,8 @@ impl PeerServer {
             options.ctx.to_string(),
             "-np".into(),
             options.parallel.to_string(),
+            "-fa".into(),
+            options.flash_attention.into(),
             "--no-webui".into(),
         ];
         if options.n_gpu_layers > 0 {
