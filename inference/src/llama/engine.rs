@@ -526,7 +526,14 @@ impl<'m> Worker<'m> {
         self.turn = self.turn.wrapping_add(1);
         self.batch.clear();
         let mut logits_at = vec![None; active.len()];
-        for (i, request) in active.iter().enumerate() {
+        // Sequences in ascending slot order: llama.cpp puts a batch of
+        // several sequences, each in its own KV stream, into one ubatch only
+        // while their ids follow each other (0, 1, 2, …); out of order, a
+        // step of four tokens ran as two passes (36 ms instead of 29).
+        let mut order: Vec<usize> = (0..active.len()).collect();
+        order.sort_by_key(|&i| active[i].slot);
+        for i in order {
+            let request = &active[i];
             let seq = request.slot as i32;
             let added = match needs[i] {
                 Need::Decode if take[i] > 0 => {
