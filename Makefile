@@ -51,7 +51,15 @@ peer:
 # with every layer offloaded to the Vulkan device: Mesa's lavapipe (a
 # Vulkan driver on the CPU) on a machine without a GPU, a real GPU where
 # there is one. Not part of `make test`: it compiles llama.cpp again.
+# Debian 12's Vulkan headers (1.3.239) lack VK_EXT_layer_settings, which
+# llama.cpp's ggml-vulkan.cpp uses; the headers of Debian 13's
+# libvulkan-dev (pinned, SHA-256 checked) are unpacked into the cache and
+# put first on the C++ include path. Debian 12's loader, glslc and
+# SPIR-V headers do the rest.
 VULKAN_TARGET_DIR := $(WEFT_CACHE)/target-vulkan
+VULKAN_HEADERS_DEB := libvulkan-dev_1.4.309.0-1_amd64.deb
+VULKAN_HEADERS_SHA := 8d329d465e16168afff58b1bd0dd6db46aac2cc3f56054a481b25a04e90b345a
+VULKAN_HEADERS := $(WEFT_CACHE)/vulkan-headers
 vulkan: deps assets
 	@missing=(); \
 	[ -f /usr/include/vulkan/vulkan.h ] || missing+=(libvulkan-dev); \
@@ -63,7 +71,15 @@ vulkan: deps assets
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq "$${missing[@]}" >/dev/null; \
 	fi
-	CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) $(CARGO) build --workspace --features weft/vulkan --bin weft
+	@if [ ! -f $(VULKAN_HEADERS)/usr/include/vulkan/vulkan.hpp ]; then \
+	  deb=$(WEFT_CACHE)/pip/$(VULKAN_HEADERS_DEB); mkdir -p $(WEFT_CACHE)/pip; \
+	  curl --fail --silent --show-error --location --retry 3 -o "$$deb" \
+	    http://deb.debian.org/debian/pool/main/v/vulkan-loader/$(VULKAN_HEADERS_DEB); \
+	  echo "$(VULKAN_HEADERS_SHA)  $$deb" | sha256sum --check --quiet; \
+	  mkdir -p $(VULKAN_HEADERS) && dpkg-deb -x "$$deb" $(VULKAN_HEADERS); \
+	fi
+	CPLUS_INCLUDE_PATH=$(VULKAN_HEADERS)/usr/include CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) \
+	  $(CARGO) build --workspace --features weft/vulkan --bin weft
 	WEFT_N_GPU_LAYERS=99 WEFT_N_THREADS=1 $(VULKAN_TARGET_DIR)/debug/weft complete --model $(TEST_MODEL) \
 	  --max-tokens 8 --json tests/fixtures/demo/greeting.py:7:5
 
