@@ -270,7 +270,7 @@ struct Active {
 enum Refusal {
     /// It failed (its prompt, say); answer it.
     Failed(Box<Job>, CompletionError),
-    /// The KV cache is full of running requests' tokens; it waits.
+    /// Every slot is busy; it waits.
     Wait(Box<Job>),
     /// It needs no model: answer it with this.
     Answered(Box<Job>, Box<Completion>),
@@ -379,7 +379,13 @@ impl<'m> Worker<'m> {
                 match self.admit(job) {
                     Ok(request) => {
                         self.waiting.fetch_sub(1, Ordering::SeqCst);
-                        active.push(request);
+                        // In slot order: llama.cpp puts a batch of several
+                        // sequences, each in its own KV stream, into one
+                        // pass only while their ids follow each other (0, 1,
+                        // 2, …); out of order, a step of four tokens ran as
+                        // two passes (36 ms instead of 29).
+                        let at = active.partition_point(|a| a.slot < request.slot);
+                        active.insert(at, request);
                     }
                     Err(Refusal::Failed(job, err)) => {
                         self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -526,14 +532,8 @@ impl<'m> Worker<'m> {
         self.turn = self.turn.wrapping_add(1);
         self.batch.clear();
         let mut logits_at = vec![None; active.len()];
-        // Sequences in ascending slot order: llama.cpp puts a batch of
-        // several sequences, each in its own KV stream, into one ubatch only
-        // while their ids follow each other (0, 1, 2, …); out of order, a
-        // step of four tokens ran as two passes (36 ms instead of 29).
-        let mut order: Vec<usize> = (0..active.len()).collect();
-        order.sort_by_key(|&i| active[i].slot);
-        for i in order {
-            let request = &active[i];
+        // `active` is in slot order (see `run`).
+        for (i, request) in active.iter().enumerate() {
             let seq = request.slot as i32;
             let added = match needs[i] {
                 Need::Decode if take[i] > 0 => {

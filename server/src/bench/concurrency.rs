@@ -101,6 +101,7 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
     anyhow::ensure!(args.decode_tokens >= 2, "--decode-tokens must be at least 2");
     let threads = threads(args.threads, &config)?;
     let model_path = config.model_file(args.model.as_deref())?;
+    let peer_flash = args.peer_flash_attention.arg(&config.engine);
     let tool = |path: &Option<PathBuf>| path.clone().filter(|_| !args.no_peer);
     let (prompt_tokens, gen_tokens) = (args.prompt_tokens, args.gen_tokens);
     // Room for one request in a slot: the prompt may end a line past its
@@ -142,7 +143,7 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
                     ctx: users as u32 * per_request,
                     parallel: users,
                     n_gpu_layers: config.engine.n_gpu_layers,
-                    flash_attention: args.peer_flash_attention.arg(&settings),
+                    flash_attention: peer_flash,
                 };
                 let server = Arc::new(PeerServer::start(&options).await?);
                 server
@@ -178,8 +179,7 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
                 threads.to_string(),
             ];
             command.extend(["-ngl".into(), config.engine.n_gpu_layers.to_string()]);
-            let flash = args.peer_flash_attention.arg(&engine_config(&config, threads));
-            command.extend(["-fa".into(), flash.into()]);
+            command.extend(["-fa".into(), peer_flash.into()]);
             let output = peer::run_tool(&binary, &command).await?;
             let rows = peer::batched_bench_rows(&output);
             anyhow::ensure!(!rows.is_empty(), "no results in llama-batched-bench's output:\n{output}");
@@ -229,7 +229,7 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
         "threads": threads,
         "flash_attention": {
             "weft": config.engine.flash_attention.resolve(config.engine.n_gpu_layers),
-            "peer": args.peer_flash_attention.arg(&config.engine),
+            "peer": peer_flash,
         },
         "prompt_tokens": prompt_tokens,
         "gen_tokens": gen_tokens,
