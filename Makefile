@@ -51,6 +51,8 @@ peer:
 # with every layer offloaded to the Vulkan device: Mesa's lavapipe (a
 # Vulkan driver on the CPU) on a machine without a GPU, a real GPU where
 # there is one. Not part of `make test`: it compiles llama.cpp again.
+# `weft doctor` lists the devices llama.cpp found, and llama.cpp's own log
+# must show the layers offloaded (`offloaded 31/31 layers to GPU`).
 # Debian 12's Vulkan headers (1.3.239) lack VK_EXT_layer_settings, which
 # llama.cpp's ggml-vulkan.cpp uses; the headers of Debian 13's
 # libvulkan-dev (pinned, SHA-256 checked) are unpacked into the cache and
@@ -80,8 +82,12 @@ vulkan: deps assets
 	fi
 	CPLUS_INCLUDE_PATH=$(VULKAN_HEADERS)/usr/include CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) \
 	  $(CARGO) build --workspace --features weft/vulkan --bin weft
-	WEFT_N_GPU_LAYERS=99 WEFT_N_THREADS=1 $(VULKAN_TARGET_DIR)/debug/weft complete --model $(TEST_MODEL) \
-	  --max-tokens 8 --json tests/fixtures/demo/greeting.py:7:5
+	WEFT_N_GPU_LAYERS=99 $(VULKAN_TARGET_DIR)/debug/weft doctor --model $(TEST_MODEL) | grep -E 'devices|gpu'
+	WEFT_LOG=warn,llama-cpp-2=info WEFT_N_GPU_LAYERS=99 WEFT_N_THREADS=1 $(VULKAN_TARGET_DIR)/debug/weft complete --model $(TEST_MODEL) \
+	  --max-tokens 8 --json tests/fixtures/demo/greeting.py:7:5 2>$(VULKAN_TARGET_DIR)/complete.log
+	@grep -E 'offloaded|model buffer size' $(VULKAN_TARGET_DIR)/complete.log
+	@grep -qE 'offloaded [1-9][0-9]*/' $(VULKAN_TARGET_DIR)/complete.log || \
+	  { echo "no layer went to the Vulkan device (log: $(VULKAN_TARGET_DIR)/complete.log)" >&2; exit 1; }
 
 # System packages llama.cpp's build needs: cmake, and libclang with its
 # headers for bindgen (without libclang-common, bindgen fails on stdbool.h).

@@ -7,7 +7,7 @@ pub(crate) mod sequence;
 
 pub use engine::{EngineConfig, FlashAttention, LlamaEngine, PromptBudgetConfig, default_threads, fit_budget};
 pub(crate) use model::backend;
-pub use model::{LoadOptions, LoadedModel, ModelInfo};
+pub use model::{Device, LoadOptions, LoadedModel, ModelInfo, devices};
 
 /// Tells [`spawn_worker`] that the worker's state is built.
 pub(crate) struct Started(std::sync::mpsc::Sender<anyhow::Result<()>>);

@@ -238,3 +238,17 @@ async fn an_empty_prompt_gets_an_empty_answer() {
     let completion = engine().complete(request("", "", 8), CancellationToken::new()).await.unwrap();
     assert_eq!((completion.text.as_str(), completion.generated_tokens), ("", 0), "{completion:?}");
 }
+
+#[tokio::test]
+async fn engines_of_one_file_share_its_weights() {
+    let config = EngineConfig { n_threads: Some(1), slots: 1, ..EngineConfig::default() };
+    let other = LlamaEngine::start(&model_path(), &LoadOptions::default(), &config).expect("second engine");
+    assert!(std::sync::Arc::ptr_eq(&engine().model(), &other.model()), "the weights are loaded once");
+    // Other load options are another model.
+    let vocab_only = LoadOptions { vocab_only: true, ..LoadOptions::default() };
+    let vocab = weft_inference::LoadedModel::shared(&model_path(), &vocab_only).expect("vocabulary");
+    assert!(!std::sync::Arc::ptr_eq(&vocab, &other.model()));
+    // Each engine has its own context and slots on the shared weights.
+    let completion = other.complete(request("def add(a, b):\n    return ", "\n", 4), CancellationToken::new()).await;
+    assert!(completion.expect("the second engine completes").generated_tokens >= 1);
+}

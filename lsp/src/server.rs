@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// Bytes of extra context retrieved at most (the prompt builder then
     /// fits it to its token budget).
     pub context_bytes: usize,
+    /// Lines the cursor may move from where context was last retrieved
+    /// before it is retrieved again ([`ContextConfig::sticky_lines`]).
+    pub sticky_context_lines: usize,
     /// Where completion telemetry goes; `None` records nothing.
     pub telemetry: Option<TelemetrySettings>,
     /// How long automatic completion requests wait for the typing to stop
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             completion_items: true,
             cross_file: context.cross_file,
             context_bytes: context.max_bytes,
+            sticky_context_lines: context.sticky_lines,
             telemetry: None,
             debounce: Debounce::default(),
             clock: Arc::new(SystemClock),
@@ -193,6 +197,7 @@ impl Backend {
         let context = ContextEngine::new(ContextConfig {
             cross_file: config.cross_file,
             max_bytes: config.context_bytes,
+            sticky_lines: config.sticky_context_lines,
             ..ContextConfig::default()
         });
         let telemetry = config.telemetry.clone().map(CompletionTracker::new);

@@ -80,6 +80,11 @@ pub struct LspConfig {
     pub completion_items: bool,
     /// Put context from other files of the workspace into prompts.
     pub cross_file: bool,
+    /// Context is retrieved again once the cursor moves this many lines
+    /// from where it was last retrieved, or another file changes; until
+    /// then prompts keep their snippets, and so their cached start (0:
+    /// retrieve at every request).
+    pub sticky_context_lines: usize,
     /// How long automatic completion requests wait for the typing to stop:
     /// `"adaptive"` (from the typing rhythm, 0–200 ms) or a number of
     /// milliseconds after the last edit (0 turns debouncing off). Invoked
@@ -95,6 +100,7 @@ impl Default for LspConfig {
             max_suffix_lines: defaults.max_suffix_lines,
             completion_items: defaults.completion_items,
             cross_file: defaults.cross_file,
+            sticky_context_lines: defaults.sticky_context_lines,
             debounce: defaults.debounce,
         }
     }

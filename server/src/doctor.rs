@@ -372,11 +372,36 @@ fn check_engine(config: &Config, findings: &mut Vec<Finding>) {
         findings.push(Finding::ok("threads", format!("{threads} of {cores} cores")));
     }
     let gpu_build = cfg!(any(feature = "cuda", feature = "vulkan"));
+    let devices = weft_inference::llama::devices();
+    let listed: Vec<String> = devices
+        .iter()
+        .map(|d| {
+            let memory = if d.memory_total > 0 {
+                format!(", {:.1} GiB", d.memory_total as f64 / (1u64 << 30) as f64)
+            } else {
+                String::new()
+            };
+            format!("{} ({}: {}{memory})", d.name, d.backend, d.description)
+        })
+        .collect();
+    let gpus = devices.iter().filter(|d| d.gpu).count();
+    findings.push(Finding::ok("devices", listed.join("; ")));
     if config.engine.n_gpu_layers > 0 && !gpu_build {
         findings.push(Finding::warning(
             "gpu",
             format!("[engine] n_gpu_layers = {} but this build has no GPU backend", config.engine.n_gpu_layers),
             "build with `cargo build --release -p weft --features cuda` (or vulkan), or set n_gpu_layers = 0",
+        ));
+    } else if config.engine.n_gpu_layers > 0 && gpus == 0 {
+        findings.push(Finding::warning(
+            "gpu",
+            format!("[engine] n_gpu_layers = {} but llama.cpp finds no GPU device", config.engine.n_gpu_layers),
+            "install the GPU's driver (for Vulkan, its ICD: `vulkaninfo --summary` lists devices), or set n_gpu_layers = 0",
+        ));
+    } else if config.engine.n_gpu_layers > 0 {
+        findings.push(Finding::ok(
+            "gpu",
+            format!("{} layers at most go to {gpus} GPU device(s)", config.engine.n_gpu_layers),
         ));
     }
 }

@@ -52,6 +52,7 @@ pub fn context_config(config: &Config, cross_file: bool) -> ContextConfig {
     ContextConfig {
         cross_file,
         max_bytes: config.engine.budget.context_tokens * BYTES_PER_TOKEN,
+        sticky_lines: config.lsp.sticky_context_lines,
         ..ContextConfig::default()
     }
 }
@@ -64,6 +65,7 @@ pub fn server_config(config: &Config, cross_file: bool) -> weft_lsp::ServerConfi
         completion_items: config.lsp.completion_items,
         cross_file,
         context_bytes: config.engine.budget.context_tokens * BYTES_PER_TOKEN,
+        sticky_context_lines: config.lsp.sticky_context_lines,
         debounce: config.lsp.debounce,
         ..weft_lsp::ServerConfig::default()
     }

@@ -119,7 +119,7 @@ impl LocalChat {
     /// model loads.
     pub fn load(path: &Path, config: LocalChatConfig) -> anyhow::Result<Self> {
         let load = LoadOptions { n_gpu_layers: config.n_gpu_layers, ..LoadOptions::default() };
-        LocalChat::with_model(Arc::new(LoadedModel::load(path, &load)?), config)
+        LocalChat::with_model(LoadedModel::shared(path, &load)?, config)
     }
 
     /// The backend of a `[chat.providers.NAME]` of kind `local`: the GGUF

@@ -2,8 +2,8 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
@@ -25,6 +25,40 @@ pub(crate) fn backend() -> &'static LlamaBackend {
         llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
         LlamaBackend::init().expect("llama.cpp backend is initialised only here")
     })
+}
+
+/// A device llama.cpp can run layers on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Device {
+    /// llama.cpp's name for it ("CPU", "Vulkan0", "CUDA0").
+    pub name: String,
+    pub description: String,
+    /// Its backend ("CPU", "Vulkan", "CUDA").
+    pub backend: String,
+    /// Whether layers can be offloaded to it (a GPU, integrated or not).
+    pub gpu: bool,
+    pub memory_total: usize,
+    pub memory_free: usize,
+}
+
+/// The devices of this build's llama.cpp backends: the CPU, and each GPU a
+/// `cuda` or `vulkan` build finds (`n_gpu_layers` go to them).
+pub fn devices() -> Vec<Device> {
+    backend();
+    llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .map(|device| Device {
+            gpu: matches!(
+                device.device_type,
+                llama_cpp_2::LlamaBackendDeviceType::Gpu | llama_cpp_2::LlamaBackendDeviceType::IntegratedGpu
+            ),
+            name: device.name,
+            description: device.description,
+            backend: device.backend,
+            memory_total: device.memory_total,
+            memory_free: device.memory_free,
+        })
+        .collect()
 }
 
 /// How to load a model.
@@ -67,6 +101,28 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// The model at `path` loaded with `options`, shared: while one loaded
+    /// with the same file and options lives (another engine's, a chat
+    /// model's), it is returned instead of a second copy of the weights.
+    /// Two `[[models]]` entries of one file that differ only in engine
+    /// settings (context, threads, slots) thus hold the weights once.
+    pub fn shared(path: &Path, options: &LoadOptions) -> anyhow::Result<Arc<Self>> {
+        type Key = (PathBuf, bool, u32, Option<PromptFormat>, Option<FimOrder>);
+        static LOADED: Mutex<Vec<(Key, Weak<LoadedModel>)>> = Mutex::new(Vec::new());
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let key = (canonical, options.vocab_only, options.n_gpu_layers, options.format, options.fim_order);
+        // Held while loading, so that two engines starting together load
+        // one copy.
+        let mut loaded = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loaded.retain(|(_, model)| model.strong_count() > 0);
+        if let Some(model) = loaded.iter().find(|(k, _)| *k == key).and_then(|(_, model)| model.upgrade()) {
+            return Ok(model);
+        }
+        let model = Arc::new(LoadedModel::load(path, options)?);
+        loaded.push((key, Arc::downgrade(&model)));
+        Ok(model)
+    }
+
     pub fn load(path: &Path, options: &LoadOptions) -> anyhow::Result<Self> {
         if !path.is_file() {
             bail!("model file {} does not exist", path.display());

@@ -93,6 +93,16 @@ struct State {
     windows: HashMap<PathBuf, (u64, Vec<Window>)>,
     status: IndexStatus,
     next_revision: u64,
+    /// The last retrieval, kept while the user types near it.
+    sticky: Option<Sticky>,
+}
+
+/// A retrieval kept for the next ones nearby.
+struct Sticky {
+    path: PathBuf,
+    /// The cursor's line (0-based) when it was made.
+    line: usize,
+    retrieval: Retrieval,
 }
 
 impl ContextEngine {
@@ -171,6 +181,7 @@ impl ContextEngine {
         }
         state.roots = roots;
         state.status = IndexStatus::default();
+        state.sticky = None;
         epoch
     }
 
@@ -193,6 +204,7 @@ impl ContextEngine {
         if self.shared.epoch.load(Ordering::SeqCst) == epoch {
             state.status.ready = true;
             state.status.skipped = skipped;
+            state.sticky = None;
             state.status.millis = started.elapsed().as_millis() as u64;
             tracing::info!(files = state.index.len(), skipped, millis = state.status.millis, "workspace indexed");
             self.shared.indexed.notify_all();
@@ -210,6 +222,7 @@ impl ContextEngine {
         if state.open.contains_key(&path) {
             return;
         }
+        state.sticky = None;
         let display = state.display(&path);
         state.index.insert(IndexedFile { path, display: display.into(), lang, symbols, bytes: text.len(), origin });
     }
@@ -220,6 +233,7 @@ impl ContextEngine {
         let mut parsed = ParsedFile::new(lang, text.to_owned());
         let windows = windows_of(text);
         let mut state = self.state();
+        state.forget_sticky_unless(path);
         parsed.revision = state.revision();
         state.windows.insert(path.to_path_buf(), (parsed.revision, windows));
         state.texts.remove(path);
@@ -233,6 +247,9 @@ impl ContextEngine {
     pub fn change(&self, path: &Path, edits: &[TextEdit], changes: &[ContentChange], current: &Rope) {
         let mut guard = self.state();
         let state = &mut *guard;
+        // Edits of the document itself keep its retrieval (the cursor's
+        // distance from it decides); edits elsewhere may change it.
+        state.forget_sticky_unless(path);
         let revision = state.revision();
         let Some(parsed) = state.open.get_mut(path) else { return };
         parsed.revision = revision;
@@ -254,6 +271,7 @@ impl ContextEngine {
         let windows = windows_of(parsed.text());
         let under_root = {
             let mut state = self.state();
+            state.sticky = None;
             state.index.remove(path);
             if state.recent.iter().any(|p| p == path) {
                 state.windows.insert(path.to_path_buf(), (parsed.revision, windows));
@@ -272,6 +290,7 @@ impl ContextEngine {
     /// `textDocument/didSave` or a view: the file becomes the most recent.
     pub fn touch(&self, path: &Path) {
         let mut state = self.state();
+        state.forget_sticky_unless(path);
         state.touch(path, self.shared.config.recent_files);
     }
 
@@ -281,6 +300,7 @@ impl ContextEngine {
             match event {
                 FileEvent::Deleted(path) => {
                     let mut state = self.state();
+                    state.sticky = None;
                     if !state.open.contains_key(&path) {
                         // A deleted directory takes its files with it.
                         state.index.remove_under(&path);
@@ -296,7 +316,9 @@ impl ContextEngine {
                     match read_source(&path, self.shared.config.max_file_bytes) {
                         Ok(text) => self.index_text(path, text, Origin::Disk),
                         Err(_) => {
-                            self.state().index.remove(&path);
+                            let mut state = self.state();
+                            state.sticky = None;
+                            state.index.remove(&path);
                         }
                     }
                 }
@@ -314,6 +336,7 @@ impl ContextEngine {
             self.index_text(path.clone(), text.clone(), Origin::Pushed);
             let windows = windows_of(&text);
             let mut state = self.state();
+            state.sticky = None;
             let revision = state.revision();
             state.windows.insert(path.clone(), (revision, windows));
             state.texts.insert(path.clone(), (text, lang, revision));
@@ -332,6 +355,24 @@ impl ContextEngine {
                 indexed_files: state.index.len(),
                 ..Retrieval::default()
             };
+        }
+        let started = Instant::now();
+        let line = {
+            let text = state.open[query.path].text();
+            let cursor = query.cursor.min(text.len());
+            text.as_bytes()[..cursor].iter().filter(|&&b| b == b'\n').count()
+        };
+        let reach = self.shared.config.sticky_lines;
+        if let Some(sticky) = &state.sticky
+            && reach > 0
+            && sticky.path == query.path
+            && sticky.line.abs_diff(line) <= reach
+        {
+            let mut retrieval = sticky.retrieval.clone();
+            retrieval.sticky = true;
+            retrieval.timings.clear();
+            retrieval.micros = started.elapsed().as_micros() as u64;
+            return retrieval;
         }
         state.refresh_windows(query.path);
         let state = &*guard;
@@ -357,11 +398,22 @@ impl ContextEngine {
             current: &state.open[query.path],
             recent,
         };
-        retrieve(&world, query.cursor, query.window.clone())
+        let retrieval = retrieve(&world, query.cursor, query.window.clone());
+        if self.shared.config.sticky_lines > 0 {
+            guard.sticky = Some(Sticky { path: query.path.to_owned(), line, retrieval: retrieval.clone() });
+        }
+        retrieval
     }
 }
 
 impl State {
+    /// Forgets the kept retrieval unless it is of `path`.
+    fn forget_sticky_unless(&mut self, path: &Path) {
+        if self.sticky.as_ref().is_some_and(|sticky| sticky.path != path) {
+            self.sticky = None;
+        }
+    }
+
     fn revision(&mut self) -> u64 {
         self.next_revision += 1;
         self.next_revision

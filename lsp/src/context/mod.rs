@@ -19,7 +19,10 @@
 //! enforced by the prompt builder of the inference crate, which drops whole
 //! snippets that do not fit. Snippets are ordered by source, path and line,
 //! not by score, so that consecutive prompts share their beginning and the
-//! model's KV cache can be reused while the user types.
+//! model's KV cache can be reused while the user types; for the same reason
+//! a retrieval near the previous one in the same document, with no other
+//! file changed since, returns the same snippets
+//! ([`ContextConfig::sticky_lines`]).
 
 mod engine;
 mod index;
@@ -57,6 +60,14 @@ pub struct ContextConfig {
     pub min_similarity: f32,
     /// Recently edited or viewed files kept for similar snippets.
     pub recent_files: usize,
+    /// While the cursor stays within this many lines of where a document's
+    /// context was last retrieved, and no other file changes, retrieval
+    /// returns the same snippets (0: retrieve afresh every time). The
+    /// snippets come first in the prompt, so a change among them makes the
+    /// model read the whole prompt again (on a CPU, a 1,200-token prompt
+    /// takes seconds); typing in one place keeps them and pays only for the
+    /// new characters.
+    pub sticky_lines: usize,
 }
 
 impl Default for ContextConfig {
@@ -68,6 +79,7 @@ impl Default for ContextConfig {
             max_file_bytes: 1 << 20,
             min_similarity: 0.3,
             recent_files: 10,
+            sticky_lines: 12,
         }
     }
 }
@@ -135,6 +147,9 @@ pub struct Retrieval {
     /// current file and recent files are used.
     pub index_ready: bool,
     pub indexed_files: usize,
+    /// Whether these are an earlier retrieval's snippets, kept because the
+    /// cursor stayed near it ([`ContextConfig::sticky_lines`]).
+    pub sticky: bool,
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@ pub fn retrieve(world: &World<'_>, cursor: usize, window: Range<usize>) -> Retri
         micros: started.elapsed().as_micros() as u64,
         index_ready: world.index_ready,
         indexed_files: world.index.len(),
+        sticky: false,
     }
 }
 

@@ -63,13 +63,16 @@ pub struct ConcurrencyArgs {
     #[arg(long)]
     decode: bool,
     /// Tokens generated in the decode measurement.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     decode_tokens: usize,
     /// Context already in the KV cache when the decode measurement starts
     /// (its prompt's length; llama-bench's `-d`): attention's cost grows
     /// with it, and a completion decodes after a window of the file.
     #[arg(long, default_value_t = 0)]
     decode_depth: usize,
+    /// Turns of each side in the decode measurement.
+    #[arg(long, default_value_t = 6)]
+    decode_rounds: usize,
     /// llama-bench binary, for the decode measurement's reference.
     #[arg(long)]
     llama_bench: Option<PathBuf>,
@@ -401,11 +404,16 @@ fn union_ms(intervals: impl Iterator<Item = (f64, f64)>) -> f64 {
     total + current.map_or(0.0, |(s, e)| e - s)
 }
 
-/// One user's raw decode speed: three requests with short prompts (or
-/// prompts of `--decode-depth` tokens), each generating `--decode-tokens`
-/// tokens, the median of (tokens − 1) / `decode_ms` (the first token comes
-/// from the prefill's logits, the others from one decode call each);
-/// against `llama-bench -p 0 -n T [-d D]`.
+/// One user's raw decode speed, against `llama-bench -p 0 -n T [-d D]`.
+///
+/// Weft's side: requests with short prompts (or prompts of
+/// `--decode-depth` tokens), each generating `--decode-tokens` tokens; its
+/// speed is (tokens − 1) / `decode_ms` (the first token comes from the
+/// prefill's logits, the others from one decode call each). The two sides
+/// take turns, `--decode-rounds` times, alternating which goes first, with
+/// one llama-bench repetition (`-r 1`, after its own warm-up) per turn:
+/// this machine's speed drifts by 15–40 % over minutes, so only runs made
+/// seconds apart compare. The figure is the median of the rounds' ratios.
 async fn decode(
     args: &ConcurrencyArgs,
     config: &Config,
@@ -421,64 +429,86 @@ async fn decode(
     settings.budget.prefix_tokens = settings.budget.prefix_tokens.max(prompt_tokens + 32);
     let engine = start_engine(config, model_path, settings.clone()).await?;
     let builder = builder(&engine, &settings, args.decode_tokens);
-    let mut speeds = Vec::new();
+    let bench_command = llama_bench.map(|binary| {
+        let args: Vec<String> = vec![
+            "-m".into(),
+            model_path.display().to_string(),
+            "-p".into(),
+            "0".into(),
+            "-n".into(),
+            args.decode_tokens.to_string(),
+            "-d".into(),
+            args.decode_depth.to_string(),
+            "-t".into(),
+            threads.to_string(),
+            "-ngl".into(),
+            config.engine.n_gpu_layers.to_string(),
+            "-fa".into(),
+            args.peer_flash_attention.arg(&settings).into(),
+            "-r".into(),
+            "1".into(),
+        ];
+        (binary, args)
+    });
+    let test = match args.decode_depth {
+        0 => format!("tg{}", args.decode_tokens),
+        depth => format!("tg{} @ d{depth}", args.decode_tokens),
+    };
+
+    // A first request warms the engine up.
+    let warm_up = synthetic_request(&builder, args.seed ^ 0xDEC0DE, 0, prompt_tokens, args.decode_tokens)?;
+    engine.complete(warm_up, CancellationToken::new()).await?;
+    let mut weft = Vec::new();
     let mut depths = Vec::new();
     let mut prefill = Vec::new();
-    for run in 0..4 {
-        let request = synthetic_request(&builder, args.seed ^ 0xDEC0DE, run, prompt_tokens, args.decode_tokens)?;
-        let completion = engine.complete(request, CancellationToken::new()).await?;
-        // The first run warms up.
-        if run > 0 && completion.timings.decode_ms > 0.0 {
-            depths.push(completion.prompt_tokens);
-            prefill.push(completion.prompt_tokens as f64 / (completion.timings.prefill_ms / 1e3));
-            speeds.push((completion.generated_tokens - 1) as f64 / (completion.timings.decode_ms / 1e3));
+    let mut reference = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 0..args.decode_rounds.max(1) {
+        let mut speed = None;
+        let mut bench = None;
+        for turn in 0..2 {
+            if (turn + round) % 2 == 0 {
+                let request =
+                    synthetic_request(&builder, args.seed ^ 0xDEC0DE, round + 1, prompt_tokens, args.decode_tokens)?;
+                let completion = engine.complete(request, CancellationToken::new()).await?;
+                anyhow::ensure!(completion.timings.decode_ms > 0.0, "a decode request generated no tokens");
+                depths.push(completion.prompt_tokens);
+                prefill.push(completion.prompt_tokens as f64 / (completion.timings.prefill_ms / 1e3));
+                speed = Some((completion.generated_tokens - 1) as f64 / (completion.timings.decode_ms / 1e3));
+                weft.extend(speed);
+            } else if let Some((binary, command)) = &bench_command {
+                let output = peer::run_tool(binary, command).await?;
+                let row = peer::llama_bench_rows(&output).into_iter().find(|row| row.test == test);
+                let row = row.ok_or_else(|| anyhow::anyhow!("no {test} result in llama-bench's output:\n{output}"))?;
+                bench = Some(row.tokens_per_s);
+                reference.push(row.tokens_per_s);
+            }
         }
+        ratios.extend(ratio(speed, bench));
     }
     drop(engine);
-    speeds.sort_by(f64::total_cmp);
-    let weft = speeds.get(speeds.len() / 2).copied();
-
-    let reference = match llama_bench {
-        None => None,
-        Some(binary) => {
-            let mut command: Vec<String> = vec![
-                "-m".into(),
-                model_path.display().to_string(),
-                "-p".into(),
-                "0".into(),
-                "-n".into(),
-                args.decode_tokens.to_string(),
-                "-d".into(),
-                args.decode_depth.to_string(),
-                "-t".into(),
-                threads.to_string(),
-                "-ngl".into(),
-                config.engine.n_gpu_layers.to_string(),
-                "-fa".into(),
-                args.peer_flash_attention.arg(&settings).into(),
-            ];
-            let output = peer::run_tool(&binary, &command).await?;
-            let test = match args.decode_depth {
-                0 => format!("tg{}", args.decode_tokens),
-                depth => format!("tg{} @ d{depth}", args.decode_tokens),
-            };
-            let row = peer::llama_bench_rows(&output).into_iter().find(|row| row.test == test);
-            let row = row.ok_or_else(|| anyhow::anyhow!("no {test} result in llama-bench's output:\n{output}"))?;
-            command.insert(0, binary.display().to_string());
-            Some((row, command))
-        }
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied()
     };
+    let command = bench_command.map(|(binary, mut command)| {
+        command.insert(0, binary.display().to_string());
+        command
+    });
     Ok(json!({
         "tokens": args.decode_tokens,
         "depth": args.decode_depth,
+        "rounds": args.decode_rounds.max(1),
         "weft_depths": depths,
         "weft_prefill_tok_s": prefill,
-        "weft_tok_s": weft,
-        "weft_runs_tok_s": speeds,
-        "llama_bench_tok_s": reference.as_ref().map(|(row, _)| row.tokens_per_s),
-        "llama_bench_stddev": reference.as_ref().and_then(|(row, _)| row.stddev),
-        "llama_bench_command": reference.as_ref().map(|(_, command)| command),
-        "ratio_weft_to_llama_bench": ratio(weft, reference.as_ref().map(|(row, _)| row.tokens_per_s)),
+        "weft_tok_s": median(&weft),
+        "weft_runs_tok_s": weft,
+        "llama_bench_tok_s": median(&reference),
+        "llama_bench_runs_tok_s": reference,
+        "llama_bench_command": command,
+        "ratios_weft_to_llama_bench": ratios,
+        "ratio_weft_to_llama_bench": median(&ratios),
     }))
 }
 

@@ -279,6 +279,10 @@ pub async fn run(args: KeystrokesArgs, config: Config) -> anyhow::Result<ExitCod
         "rounds": rounds,
         "ignore_eos": true,
         "retrieval_ms": percentiles(&mut retrieval_ms),
+        "prompt_start_changes": {
+            "snippets_changed_at_keys": prepared.snippet_changes,
+            "window_moved_at_keys": prepared.window_moves,
+        },
         "weft": weft_summary.json,
         "peer": match (&peer, &peer_summary) {
             (Some((_, command)), Some(summary)) => {
@@ -328,6 +332,11 @@ struct Typing<'a> {
 struct Prepared {
     steps: Vec<Step>,
     retrieval_ms: Vec<f64>,
+    /// Keys after which the retrieved snippets differ from the previous
+    /// key's, and after which the prefix window starts elsewhere: each
+    /// changes the prompt near its start, so both sides prefill it again.
+    snippet_changes: Vec<usize>,
+    window_moves: Vec<usize>,
 }
 
 impl Typing<'_> {
@@ -355,8 +364,14 @@ impl Typing<'_> {
         let language = Language::from_path(self.file);
         let builder = PromptBuilder::new(engine, config, max_tokens);
 
-        let mut prepared = Prepared { steps: Vec::with_capacity(keys.len()), retrieval_ms: Vec::new() };
-        for key in keys {
+        let mut prepared = Prepared {
+            steps: Vec::with_capacity(keys.len()),
+            retrieval_ms: Vec::new(),
+            snippet_changes: Vec::new(),
+            window_moves: Vec::new(),
+        };
+        let mut window_start = None;
+        for (index, key) in keys.iter().enumerate() {
             let rope = document.text();
             let line = rope.char_to_line(char_idx);
             let position = LspPosition::new(line as u32, (char_idx - rope.line_to_char(line)) as u32);
@@ -373,9 +388,16 @@ impl Typing<'_> {
                 window: windows.bytes.clone(),
             });
             prepared.retrieval_ms.push(started.elapsed().as_secs_f64() * 1e3);
+            if window_start.is_some_and(|start| start != windows.bytes.start) {
+                prepared.window_moves.push(index);
+            }
+            window_start = Some(windows.bytes.start);
             let mut request = bench_request(windows.prefix, windows.suffix, language, max_tokens);
             request.path = Some(relative.clone());
             request.snippets = context_snippets(&retrieval);
+            if prepared.steps.last().is_some_and(|previous| previous.request.snippets != request.snippets) {
+                prepared.snippet_changes.push(index);
+            }
             let peer_body = builder.peer_body(&request, endpoint)?;
             prepared.steps.push(Step { at_ms: key.at_ms, request, peer_body });
         }

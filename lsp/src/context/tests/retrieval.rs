@@ -504,3 +504,56 @@ fn until_the_index_is_ready_only_the_current_file_is_used() {
     assert!(engine.wait_until_indexed(std::time::Duration::from_secs(30)));
     assert_eq!(engine.retrieve(&query).snippets.len(), 1);
 }
+
+#[test]
+fn typing_near_the_last_retrieval_keeps_its_snippets_until_the_cursor_or_another_file_moves_on() {
+    let filler: String = (0..60).map(|i| format!("value_{i} = {i}\n")).collect();
+    let fixture = Fixture::new(&format!(
+        r#"
+        //- /app/geometry.py
+        def rect_area(width, height):
+            return width * height
+        def circle_area(radius):
+            return 3.14 * radius * radius
+        //- /app/notes.py
+        NOTE = 1
+        //- /app/main.py
+        from app.geometry import rect_area
+        print(rect_area(1, $0))
+        {}"#,
+        filler.replace('\n', "\n        ")
+    ));
+    let engine = ContextEngine::new(ContextConfig::default());
+    engine.set_roots_blocking(vec![fixture.root().to_path_buf()]);
+    let (path, text, cursor) = fixture.cursor_file.clone().unwrap();
+    engine.open(&path, "python", &text);
+    let symbols = |r: &Retrieval| r.snippets.iter().filter_map(|s| s.symbol.clone()).collect::<Vec<_>>().join(", ");
+    let at = |text: &str, cursor: usize| {
+        let retrieval = engine.retrieve(&ContextQuery { path: &path, cursor, window: 0..text.len() });
+        (symbols(&retrieval), retrieval.sticky)
+    };
+    assert_eq!(at(&text, cursor), ("rect_area".to_owned(), false));
+
+    // The user types a call of another function on the next line: the
+    // snippets stay, so the prompt's start (and its cached state) does too.
+    let typed = "2))\nprint(circle_area(";
+    let edited = format!("{}{typed}{}", &text[..cursor], &text[cursor + 2..]);
+    engine.change(&path, &[], &[], &ropey::Rope::from_str(&edited));
+    let cursor = cursor + typed.len();
+    assert_eq!(at(&edited, cursor), ("rect_area".to_owned(), true));
+    // Without stickiness the new call's definition would have come in.
+    let fresh = ContextEngine::new(ContextConfig { sticky_lines: 0, ..ContextConfig::default() });
+    fresh.set_roots_blocking(vec![fixture.root().to_path_buf()]);
+    fresh.open(&path, "python", &edited);
+    let retrieval = fresh.retrieve(&ContextQuery { path: &path, cursor, window: 0..edited.len() });
+    assert_eq!((symbols(&retrieval).as_str(), retrieval.sticky), ("rect_area, circle_area", false));
+
+    // A change to another file retrieves again.
+    let notes = fixture.root().join("app/notes.py");
+    engine.open(&notes, "python", "NOTE = 2\n");
+    assert_eq!(at(&edited, cursor), ("rect_area, circle_area".to_owned(), false));
+    assert!(at(&edited, cursor).1, "kept after the fresh retrieval");
+    // So does a cursor far from the last retrieval: at the end of the file,
+    // where no call is near, the definitions go.
+    assert_eq!(at(&edited, edited.len()), (String::new(), false));
+}
