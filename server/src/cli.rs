@@ -168,8 +168,8 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// carries the LSP stream or the command's result.
 fn init_logging(config: &Config) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_new(&config.log.level)
-        .with_context(|| format!("invalid log level {:?}", config.log.level))?;
+    let mut filter =
+        EnvFilter::try_new(&config.log.level).with_context(|| format!("invalid log level {:?}", config.log.level))?;
     // llama.cpp is chatty at info level; its log shows only where the level
     // names it (`WEFT_LOG=warn,llama-cpp-2=info` shows where layers went).
     if !config.log.level.contains("llama") {
