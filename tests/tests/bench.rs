@@ -56,6 +56,11 @@ fn keystrokes_replays_a_typing_trace_with_consistent_counts() {
     assert_eq!(value["region"]["chars"], 20);
     assert_eq!(value["trace"]["keystrokes"], 20, "no line end in the region: one key per character");
     assert!(value["peer"].is_null() && value["ratio_weft_to_peer"].is_null(), "{value}");
+    // Typing 20 characters on one line keeps the retrieved context, and the
+    // prefix window starts where it did.
+    let changes = &value["prompt_start_changes"];
+    assert_eq!(changes["snippets_changed_at_keys"], serde_json::json!([]), "{changes}");
+    assert_eq!(changes["window_moved_at_keys"], serde_json::json!([]), "{changes}");
 
     let weft = &value["weft"];
     let requests = weft["requests"].as_u64().unwrap();
