@@ -14,8 +14,9 @@
 //!
 //! The peer: `llama-server -np N` gets the same prompts as token ids on
 //! `/completion` (`predicted_ms` is its decode phase), and, given its path,
-//! `llama-batched-bench -npp P -ntg G -npl …` prints the reference figure
-//! of llama.cpp batching alone (its `S_TG t/s`). `--decode` adds one user's
+//! `llama-batched-bench -npp P -ntg G -npl N`, run next to Weft's
+//! measurement of each N, prints the reference figure of llama.cpp
+//! batching alone (its `S_TG t/s`). `--decode` adds one user's
 //! raw decode speed, against `llama-bench -p 0 -n T`.
 
 use std::path::PathBuf;
@@ -112,6 +113,7 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
     let per_request = (prompt_tokens + gen_tokens + 64) as u32;
     let n_ctx = config.engine.n_ctx.max(per_request);
 
+    let batched_tool = tool(&args.llama_batched_bench);
     let mut runs = Vec::new();
     let mut model_name = String::new();
     for &users in &args.users {
@@ -133,8 +135,21 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
         let warm_up_body = peer_body(&builder, &warm_up, 4)?;
 
         engine.complete(warm_up, CancellationToken::new()).await.context("the warm-up request failed")?;
+        // llama-batched-bench runs for this N right before or after Weft,
+        // in turns: seconds apart rather than minutes, on a machine whose
+        // speed drifts.
+        let batched_first = runs.len() % 2 == 1;
+        let mut batched = None;
+        if batched_first {
+            batched =
+                batched_bench(&args, batched_tool.as_deref(), &model_path, threads, &config, peer_flash, users).await?;
+        }
         let weft = measure_weft(&engine, &requests).await;
         drop(engine);
+        if !batched_first {
+            batched =
+                batched_bench(&args, batched_tool.as_deref(), &model_path, threads, &config, peer_flash, users).await?;
+        }
 
         let peer = match tool(&args.llama_server) {
             None => None,
@@ -157,48 +172,15 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
                 Some((finished, server.command.clone()))
             }
         };
-        runs.push((users, weft, peer));
+        runs.push((users, weft, peer, batched));
     }
-
-    let batched = match tool(&args.llama_batched_bench) {
-        None => None,
-        Some(binary) => {
-            let max_users = args.users.iter().copied().max().unwrap_or(1);
-            let npl: Vec<String> = args.users.iter().map(usize::to_string).collect();
-            let mut command: Vec<String> = vec![
-                "-m".into(),
-                model_path.display().to_string(),
-                "-c".into(),
-                (max_users * (prompt_tokens + gen_tokens) + 64).to_string(),
-                "-npp".into(),
-                prompt_tokens.to_string(),
-                "-ntg".into(),
-                gen_tokens.to_string(),
-                "-npl".into(),
-                npl.join(","),
-                "-t".into(),
-                threads.to_string(),
-                "-tb".into(),
-                threads.to_string(),
-            ];
-            command.extend(["-ngl".into(), config.engine.n_gpu_layers.to_string()]);
-            command.extend(["-fa".into(), peer_flash.into()]);
-            let output = peer::run_tool(&binary, &command).await?;
-            let rows = peer::batched_bench_rows(&output);
-            anyhow::ensure!(!rows.is_empty(), "no results in llama-batched-bench's output:\n{output}");
-            command.insert(0, binary.display().to_string());
-            Some((rows, command))
-        }
-    };
 
     let runs: Vec<serde_json::Value> = runs
         .into_iter()
-        .map(|(users, weft, peer)| {
+        .map(|(users, weft, peer, batched)| {
             let weft = Throughput::of(&weft);
             let peer_figures = peer.as_ref().map(|(finished, _)| Throughput::of(finished));
-            let reference = batched.as_ref().and_then(|(rows, _)| {
-                rows.iter().find(|r| r.pl == users && r.pp == prompt_tokens && r.tg == gen_tokens)
-            });
+            let reference = batched.as_ref().map(|(row, _)| row);
             json!({
                 "users": users,
                 "weft": weft.json,
@@ -207,8 +189,9 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
                     value["command"] = json!(command);
                     value
                 }),
-                "batched_bench": reference.map(|r| json!({
+                "batched_bench": batched.as_ref().map(|(r, command)| json!({
                     "s_tg_tok_s": r.s_tg, "s_pp_tok_s": r.s_pp, "t_tg_s": r.t_tg_s, "t_pp_s": r.t_pp_s,
+                    "command": command,
                 })),
                 "ratio_weft_to_peer": peer_figures.as_ref().map(|peer| json!({
                     "generation_tok_s": ratio(weft.generation_tok_s, peer.generation_tok_s),
@@ -237,11 +220,52 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
         "prompt_tokens": prompt_tokens,
         "gen_tokens": gen_tokens,
         "runs": runs,
-        "batched_bench_command": batched.as_ref().map(|(_, command)| command),
         "decode": decode,
     });
     print_json(&value)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `llama-batched-bench -npl N` on the same prompt and generation lengths:
+/// its `S_TG t/s` row, and the command.
+async fn batched_bench(
+    args: &ConcurrencyArgs,
+    binary: Option<&std::path::Path>,
+    model_path: &std::path::Path,
+    threads: i32,
+    config: &Config,
+    flash_attention: &str,
+    users: usize,
+) -> anyhow::Result<Option<(peer::BatchedBenchRow, Vec<String>)>> {
+    let Some(binary) = binary else { return Ok(None) };
+    let (prompt_tokens, gen_tokens) = (args.prompt_tokens, args.gen_tokens);
+    let mut command: Vec<String> = vec![
+        "-m".into(),
+        model_path.display().to_string(),
+        "-c".into(),
+        (users * (prompt_tokens + gen_tokens) + 64).to_string(),
+        "-npp".into(),
+        prompt_tokens.to_string(),
+        "-ntg".into(),
+        gen_tokens.to_string(),
+        "-npl".into(),
+        users.to_string(),
+        "-t".into(),
+        threads.to_string(),
+        "-tb".into(),
+        threads.to_string(),
+        "-ngl".into(),
+        config.engine.n_gpu_layers.to_string(),
+        "-fa".into(),
+        flash_attention.into(),
+    ];
+    let output = peer::run_tool(binary, &command).await?;
+    let row = peer::batched_bench_rows(&output)
+        .into_iter()
+        .find(|r| r.pl == users && r.pp == prompt_tokens && r.tg == gen_tokens)
+        .ok_or_else(|| anyhow::anyhow!("no results in llama-batched-bench's output:\n{output}"))?;
+    command.insert(0, binary.display().to_string());
+    Ok(Some((row, command)))
 }
 
 fn builder(engine: &LlamaEngine, config: &EngineConfig, max_tokens: usize) -> PromptBuilder {
