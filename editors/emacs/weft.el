@@ -388,20 +388,66 @@ lands in the *weft agent* buffer."
         (setq instruction (read-string "Instruction: " (weft-agent-instruction-from-text text))))
       (if (and (member action '("plan" "implement")) (string-empty-p (or instruction "")))
           (message "Weft: %s needs an instruction" action)
-        (jsonrpc-async-request
-         server :workspace/executeCommand
-         (list :command command
-               :arguments (vector (append (list :uri (plist-get (eglot--TextDocumentIdentifier) :uri)
-                                                :range (list :start (eglot--pos-to-lsp-position beg)
-                                                             :end (eglot--pos-to-lsp-position end))
-                                                :text text)
-                                          (when instruction (list :instruction instruction))))
-               :workDoneToken (format "weft/agent/%s/%d" action (random 1000000)))
-         :success-fn (lambda (result) (weft--agent-show action result))
-         :error-fn (lambda (err) (message "Weft: %s failed: %s" command (plist-get err :message)))
-         :timeout-fn (lambda () (message "Weft: %s is still running (see M-x weft-agent status)" command))
-         :timeout 3600)
+        (weft--agent-send server action
+                          (append (list :uri (plist-get (eglot--TextDocumentIdentifier) :uri)
+                                        :range (list :start (eglot--pos-to-lsp-position beg)
+                                                     :end (eglot--pos-to-lsp-position end))
+                                        :text text)
+                                  (when instruction (list :instruction instruction))))
         (message "Weft: %s started" action))))))
+
+(defvar weft--agent-last-error nil
+  "The message of the last agent command the server refused.")
+
+(defun weft--agent-send (server action argument)
+  "Send `weft.agent.ACTION' with ARGUMENT (a plist) in the background.
+The report lands in the *weft agent* buffer; a run that waits for input
+says how to resume it."
+  (let ((command (concat "weft.agent." action)))
+    (jsonrpc-async-request
+     server :workspace/executeCommand
+     (list :command command
+           :arguments (vector argument)
+           :workDoneToken (format "weft/agent/%s/%d" action (random 1000000)))
+     :success-fn (lambda (result)
+                   (weft--agent-show action result)
+                   (when (equal (plist-get result :state) "waiting_for_input")
+                     (message "Weft %s waits for input: %s (M-x weft-agent-resume)"
+                              (plist-get result :workflow) (plist-get result :question))))
+     :error-fn (lambda (err)
+                 (setq weft--agent-last-error (plist-get err :message))
+                 (message "Weft: %s failed: %s" command (plist-get err :message)))
+     :timeout-fn (lambda () (message "Weft: %s is still running (see M-x weft-agent status)" command))
+     :timeout 3600)))
+
+(defun weft-agent-resume (run-id answer)
+  "Carry on the agent run RUN-ID, which waits for input, with ANSWER.
+The active region goes along as the new selection.  Interactively, pick
+one of the runs waiting for input and type the answer."
+  (interactive
+   (let* ((server (eglot--current-server-or-lose))
+          (status (jsonrpc-request server :workspace/executeCommand
+                                   (list :command "weft.agent.status" :arguments (vector (list)))))
+          (waiting (seq-filter (lambda (r) (and (equal (plist-get r :state) "waiting_for_input")
+                                                (not (plist-get r :resumedBy))))
+                               (plist-get status :runs)))
+          (choices (mapcar (lambda (r) (cons (format "%s: %s (%s)" (plist-get r :workflow)
+                                                     (plist-get r :summary) (plist-get r :runId))
+                                             (plist-get r :runId)))
+                           waiting)))
+     (if (null choices)
+         (user-error "Weft: no agent run is waiting for input")
+       (list (cdr (assoc (completing-read "Resume run: " choices nil t) choices))
+             (read-string "Answer: ")))))
+  (let ((server (eglot--current-server-or-lose)))
+    (weft--agent-send server "resume"
+                      (append (list :runId run-id)
+                              (unless (string-empty-p (string-trim answer)) (list :answer answer))
+                              (when (use-region-p)
+                                (list :uri (plist-get (eglot--TextDocumentIdentifier) :uri)
+                                      :range (list :start (eglot--pos-to-lsp-position (region-beginning))
+                                                   :end (eglot--pos-to-lsp-position (region-end)))))))
+    (message "Weft: resuming %s" run-id)))
 
 (provide 'weft)
 ;;; weft.el ends here

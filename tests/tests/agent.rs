@@ -1,4 +1,4 @@
-//! `weft.agent.implement` end to end: the real `weft lsp`, the real
+//! `weft.agent.implement`, `council` and `resume` end to end: the real `weft lsp`, the real
 //! SmolLM2-135M-Instruct answering every step under a JSON-schema grammar,
 //! the real test command in the sandbox, over stdio.
 
@@ -126,13 +126,21 @@ fn council_findings_become_diagnostics_with_the_real_model() {
     client.initialize(&root, &["utf-16"]);
     let uri = file_uri(&root.canonicalize().unwrap().join("shell.py"));
     let range = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 7, "character": 0 } });
+    // Without a selection the council waits for one; resumed with it, the
+    // run goes on as a new run linked to the first.
+    let waiting =
+        client.call("workspace/executeCommand", json!({ "command": "weft.agent.council", "arguments": [{}] }), LONG);
+    assert_eq!(waiting["result"]["state"], "waiting_for_input", "{waiting}");
+    assert_eq!(waiting["result"]["question"], "select the code to work on", "{waiting}");
+    let waiting_id = waiting["result"]["runId"].as_str().unwrap().to_owned();
     let response = client.call(
         "workspace/executeCommand",
-        json!({ "command": "weft.agent.council", "arguments": [{ "uri": uri, "range": range }] }),
+        json!({ "command": "weft.agent.resume", "arguments": [{ "runId": waiting_id, "uri": uri, "range": range }] }),
         LONG,
     );
     let result = &response["result"];
     assert_eq!(result["state"], "completed", "{response}");
+    assert_eq!(result["resumes"], json!(waiting_id), "{response}");
     assert_eq!(result["decision_rule"], "any-reject-blocks");
     let judges: Vec<&str> =
         result["reviews"].as_array().unwrap().iter().map(|r| r["judge"].as_str().unwrap()).collect();

@@ -126,6 +126,22 @@
         (unless seen
           (weft-test--fail "no $/progress end for the agent's token")))
       (weft-test--out "agent progress: begin ... end seen")
+      ;; weft-agent-resume reaches the server, which says why the finished
+      ;; explain run cannot be resumed.
+      (let* ((status (jsonrpc-request (eglot-current-server) :workspace/executeCommand
+                                      (list :command "weft.agent.status" :arguments (vector (list)))))
+             (run-id (plist-get (seq-find (lambda (r) (equal (plist-get r :workflow) "explain"))
+                                          (plist-get status :runs))
+                                :runId))
+             (deadline (+ (float-time) 10)))
+        (unless run-id (weft-test--fail "weft.agent.status lists no explain run: %S" status))
+        (setq weft--agent-last-error nil)
+        (weft-agent-resume run-id "and the edge cases")
+        (while (and (not weft--agent-last-error) (< (float-time) deadline))
+          (accept-process-output nil 0.1))
+        (unless (string-match-p "is completed, not waiting_for_input" (or weft--agent-last-error ""))
+          (weft-test--fail "weft-agent-resume of a completed run: %S" weft--agent-last-error))
+        (weft-test--out "weft-agent-resume: %s" weft--agent-last-error))
       (weft-test--out "%s" (weft-status-string))
       (let ((inhibit-message t)) (eglot-shutdown (eglot-current-server)))
       (weft-test--out "emacs test: PASS")

@@ -196,6 +196,30 @@ local ok, err = xpcall(function()
   out("weft.agent.status: " .. vim.inspect(states))
   eq(states.explain, "completed", "the explain run's state")
   eq(states.council, "cancelled", "the council run's state")
+  -- weft.agent.resume reaches the server, which says why the finished
+  -- explain run cannot be resumed.
+  local explain_id
+  for _, run in ipairs(agent.runs_of(status)) do
+    if run.workflow == "explain" then
+      explain_id = run.runId
+    end
+  end
+  local resume_err
+  agent.run("resume", {
+    run_id = explain_id,
+    answer = "and the edge cases",
+    callback = function(_, e)
+      resume_err = e or false
+    end,
+  })
+  wait(10000, function()
+    return resume_err ~= nil
+  end, "weft.agent.resume")
+  local resume_message = resume_err and tostring(resume_err.message) or ""
+  if not resume_message:find("is completed, not waiting_for_input", 1, true) then
+    fail("weft.agent.resume of a completed run: " .. vim.inspect(resume_err))
+  end
+  out("weft.agent.resume: " .. resume_message)
 
   -- :checkhealth weft must run without Lua errors.
   vim.cmd("checkhealth weft")

@@ -37,6 +37,8 @@ import {
   commandsForClient,
   didShowParams,
   formatAgentResult,
+  resumeParams,
+  waitingRun,
   initializationOptions,
   normalizeInlineResult,
   partialAcceptParams,
@@ -310,8 +312,38 @@ async function runAgent(action: AgentAction, argument?: unknown): Promise<void> 
 /** Sends the workflow with a progress token and shows progress and report. */
 async function runWorkflow(lc: LanguageClient, action: AgentAction, context: AgentContext): Promise<void> {
   const token = `weft/agent/${action}/${Date.now()}/${++progressCounter}`;
-  const params = agentCommandParams(action, context, token);
-  await vscode.window.withProgress(
+  let result = await sendWithProgress(lc, action, agentCommandParams(action, context, token), token);
+  // A run that waits for input asks its question; the answer resumes it.
+  for (let run = waitingRun(result); run; run = waitingRun(result)) {
+    const editor = vscode.window.activeTextEditor;
+    const selection = editor?.selection;
+    const answer = await vscode.window.showInputBox({
+      title: `Weft ${run.workflow}: ${run.question}`,
+      prompt: run.wantsSelection ? "Select the code in the editor, then press Enter (a note may go with it)" : run.question,
+      ignoreFocusOut: true,
+    });
+    if (answer === undefined) return;
+    const now = editor
+      ? {
+          uri: lc.code2ProtocolConverter.asUri(editor.document.uri),
+          selection: selection && !selection.isEmpty ? lc.code2ProtocolConverter.asRange(selection) : undefined,
+        }
+      : {};
+    const resumeToken = `weft/agent/${action}/${Date.now()}/${++progressCounter}`;
+    const params = resumeParams(run, answer, now, resumeToken);
+    if (!params) return;
+    result = await sendWithProgress(lc, action, params, resumeToken);
+  }
+}
+
+/** Sends an agent command with its progress token; shows progress and report, and returns the result. */
+async function sendWithProgress(
+  lc: LanguageClient,
+  action: AgentAction,
+  params: { command: string; arguments: unknown[]; workDoneToken?: string },
+  token: string,
+): Promise<unknown> {
+  return vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Weft: ${action}`, cancellable: true },
     async (progress, cancel) => {
       const tracker = new ProgressTracker();
@@ -329,14 +361,16 @@ async function runWorkflow(lc: LanguageClient, action: AgentAction, context: Age
       try {
         // The server's workspace/applyEdit and weft-review diagnostics are
         // handled by the language client itself while this runs.
-        const result = await lc.sendRequest(ExecuteCommandRequest.type, params, source.token);
+        const result: unknown = await lc.sendRequest(ExecuteCommandRequest.type, params, source.token);
         output.appendLine(formatAgentResult(action, result));
         output.appendLine("");
-        showSummary(agentSummary(action, result));
+        if (!waitingRun(result)) showSummary(agentSummary(action, result));
+        return result;
       } catch (err) {
         const message = (err as Error).message ?? String(err);
         if (source.token.isCancellationRequested) void vscode.window.showInformationMessage(`Weft: ${action} cancelled`);
-        else void vscode.window.showErrorMessage(`Weft: weft.agent.${action} failed: ${message}`);
+        else void vscode.window.showErrorMessage(`Weft: ${params.command} failed: ${message}`);
+        return undefined;
       } finally {
         sub.dispose();
         source.dispose();

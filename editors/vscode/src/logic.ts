@@ -206,6 +206,45 @@ export function agentCommandParams(
   return params;
 }
 
+/** A run that ended `waiting_for_input`: its id and what it asks. */
+export interface WaitingRun {
+  runId: string;
+  workflow: string;
+  question: string;
+  /** The question asks for a selection: send the editor's along. */
+  wantsSelection: boolean;
+}
+
+/** The waiting run of a command's result, or undefined. */
+export function waitingRun(result: unknown): WaitingRun | undefined {
+  if (!isReport(result) || result.state !== "waiting_for_input" || typeof result.runId !== "string") return undefined;
+  const question = result.question ?? result.summary ?? "";
+  return { runId: result.runId, workflow: result.workflow ?? "agent", question, wantsSelection: /\bselect/i.test(question) };
+}
+
+/**
+ * `weft.agent.resume` params (docs/lsp-extensions.md): the waiting run, the
+ * user's answer, and the selection when the run asked for one. Undefined
+ * when there is nothing to send.
+ */
+export function resumeParams(
+  run: WaitingRun,
+  answer: string,
+  context: AgentContext,
+  workDoneToken?: string,
+): { command: string; arguments: unknown[]; workDoneToken?: string } | undefined {
+  const argument: Record<string, unknown> = { runId: run.runId };
+  if (answer.trim() !== "") argument.answer = answer.trim();
+  if (run.wantsSelection && context.uri) {
+    argument.uri = context.uri;
+    if (context.selection) argument.range = context.selection;
+  }
+  if (argument.answer === undefined && argument.uri === undefined) return undefined;
+  const params: { command: string; arguments: unknown[]; workDoneToken?: string } = { command: "weft.agent.resume", arguments: [argument] };
+  if (workDoneToken) params.workDoneToken = workDoneToken;
+  return params;
+}
+
 /** Whether the server advertises a command (its `executeCommandProvider`). */
 export function serverHasCommand(capabilities: unknown, command: string): boolean {
   const commands = (capabilities as { executeCommandProvider?: { commands?: unknown } } | undefined)?.executeCommandProvider

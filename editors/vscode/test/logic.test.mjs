@@ -275,3 +275,26 @@ test("modelLabel and formatLatency", () => {
   assert.equal(logic.formatLatency(-1), "?");
   assert.equal(logic.formatLatency(999.6), "1000 ms");
 });
+
+test("waitingRun and resumeParams carry a waiting run on", () => {
+  assert.equal(logic.waitingRun({ workflow: "plan", state: "completed", runId: "r" }), undefined);
+  assert.equal(logic.waitingRun(null), undefined);
+  const named = logic.waitingRun({ runId: "r1", workflow: "implement", state: "waiting_for_input", summary: "", question: "name the files to change" });
+  assert.deepEqual(named, { runId: "r1", workflow: "implement", question: "name the files to change", wantsSelection: false });
+  const here = { uri: "file:///a.py", selection: range };
+  // An answer: sent alone, the original selection stays.
+  assert.deepEqual(logic.resumeParams(named, "  in cli.py ", here, "tok"), {
+    command: "weft.agent.resume",
+    arguments: [{ runId: "r1", answer: "in cli.py" }],
+    workDoneToken: "tok",
+  });
+  assert.equal(logic.resumeParams(named, "  ", here), undefined);
+  // A question about the selection: the editor's goes along.
+  const select = logic.waitingRun({ runId: "r2", workflow: "council", state: "waiting_for_input", question: "select the code to work on" });
+  assert.equal(select.wantsSelection, true);
+  assert.deepEqual(logic.resumeParams(select, "", here), {
+    command: "weft.agent.resume",
+    arguments: [{ runId: "r2", uri: "file:///a.py", range }],
+  });
+  assert.equal(logic.resumeParams(select, "", {}), undefined);
+});

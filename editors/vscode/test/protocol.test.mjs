@@ -264,4 +264,11 @@ test("weft.agent.explain reports work-done progress and returns its report", asy
     "weft.agent.cancel",
   );
   assert.deepEqual(cancelled, { runId: result.runId, cancelled: false });
+
+  // A finished run cannot be resumed: the server says why.
+  const waiting = { runId: result.runId, workflow: "explain", question: "", wantsSelection: false };
+  await assert.rejects(
+    withTimeout(conn.sendRequest("workspace/executeCommand", logic.resumeParams(waiting, "and the edge cases", {})), "weft.agent.resume"),
+    /is completed, not waiting_for_input/,
+  );
 });

@@ -241,7 +241,7 @@ impl AgentRunner {
             explanation: out.explanation,
             iterations: out.iterations,
             total_tokens: steps.iter().map(|s| u64::from(s.prompt_tokens) + u64::from(s.completion_tokens)).sum(),
-            cost_usd: steps.iter().map(|s| s.cost_usd).sum(),
+            cost_usd: steps.iter().map(|s| s.cost_usd).fold(0.0, |total, cost| total + cost),
             steps,
             duration_ms: started.elapsed().as_millis() as u64,
         };

@@ -320,6 +320,9 @@ async fn a_missing_instruction_or_selection_waits_for_input() {
         (RunState::WaitingForInput, Some("select the code to work on"))
     );
     assert!(report.steps.is_empty());
+    // No step, no cost: 0, not the -0 of an empty float sum.
+    assert!(report.cost_usd == 0.0 && report.cost_usd.is_sign_positive(), "{}", report.cost_usd);
+    assert_eq!(serde_json::to_value(&report).unwrap()["cost_usd"], json!(0.0));
 }
 
 #[tokio::test]

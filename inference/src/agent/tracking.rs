@@ -52,7 +52,7 @@ impl RunRecord {
     }
 
     pub fn total_cost_usd(&self) -> f64 {
-        self.steps.iter().map(|s| s.cost_usd).sum()
+        self.steps.iter().map(|s| s.cost_usd).fold(0.0, |total, cost| total + cost)
     }
 
     /// The telemetry events of this run: one `agent_step` per model step,

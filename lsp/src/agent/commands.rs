@@ -3,6 +3,9 @@
 //! with `workspace/applyEdit`; review findings become diagnostics with
 //! source `weft-review`. A run stops on `$/cancelRequest`, on
 //! `window/workDoneProgress/cancel` for its token, or on `weft.agent.cancel`.
+//! A run that ended `waiting_for_input` is carried on by
+//! `weft.agent.resume` with the user's answer: a new run of the same
+//! workflow, its instruction extended by the answer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -49,6 +52,12 @@ struct RunEntry {
     summary: Option<String>,
     token: Option<ProgressToken>,
     cancel: CancellationToken,
+    /// The command's argument, kept while the run waits for input.
+    argument: Option<Value>,
+    /// The run this one carries on (`weft.agent.resume`).
+    resumes: Option<String>,
+    /// The run that carried this one on.
+    resumed_by: Option<String>,
 }
 
 /// The agent side of one connection.
@@ -104,7 +113,11 @@ impl AgentCommands {
                 let cancelled = self.cancel(run_id);
                 Ok(Some(json!({ "runId": run_id, "cancelled": cancelled })))
             }
-            name if WORKFLOWS.contains(&name) => self.start(client, view, name, &argument, token).await.map(Some),
+            "resume" => self.resume(client, view, &argument, token).await.map(Some),
+            name if WORKFLOWS.contains(&name) => {
+                let run_id = uuid::Uuid::new_v4().to_string();
+                self.start(client, view, name, argument, token, run_id, None).await.map(Some)
+            }
             other => Err(invalid_params(format!("unknown command {COMMAND_PREFIX}{other}"))),
         }
     }
@@ -132,7 +145,16 @@ impl AgentCommands {
 
     fn status(&self, run_id: Option<&str>) -> Value {
         let runs = lock(&self.runs);
-        let describe = |id: &str, entry: &RunEntry| json!({ "runId": id, "workflow": entry.workflow, "state": entry.state, "step": entry.step, "summary": entry.summary });
+        let describe = |id: &str, entry: &RunEntry| {
+            let mut value = json!({ "runId": id, "workflow": entry.workflow, "state": entry.state, "step": entry.step, "summary": entry.summary });
+            if let Some(old) = &entry.resumes {
+                value["resumes"] = json!(old);
+            }
+            if let Some(new) = &entry.resumed_by {
+                value["resumedBy"] = json!(new);
+            }
+            value
+        };
         match run_id {
             Some(id) => runs.get(id).map_or_else(|| json!({ "runId": id, "state": "unknown" }), |e| describe(id, e)),
             None => {
@@ -143,22 +165,72 @@ impl AgentCommands {
         }
     }
 
+    /// `weft.agent.resume {runId, answer?, uri?, range?}`: runs the
+    /// workflow of a run that waits for input again, with the answer
+    /// added to its instruction and the selection replaced when one is
+    /// given. A run is resumed once.
+    async fn resume(
+        &self,
+        client: &Client,
+        view: impl Fn() -> ServerView,
+        argument: &Value,
+        token: Option<ProgressToken>,
+    ) -> Result<Value> {
+        const USAGE: &str = "weft.agent.resume takes {\"runId\": string, \"answer\"?: string, \"uri\"?, \"range\"?}";
+        let old_id = argument["runId"].as_str().ok_or_else(|| invalid_params(USAGE))?;
+        let answer = match &argument["answer"] {
+            Value::Null => "",
+            Value::String(answer) => answer.trim(),
+            _ => return Err(invalid_params(USAGE)),
+        };
+        if answer.is_empty() && argument["uri"].is_null() {
+            return Err(invalid_params("weft.agent.resume needs an answer or a selection (uri, range)"));
+        }
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let (workflow, resumed) = {
+            let mut runs = lock(&self.runs);
+            let entry = runs.get_mut(old_id).ok_or_else(|| {
+                invalid_params(format!("no agent run {old_id} (finished runs are kept {FINISHED_KEPT} at most)"))
+            })?;
+            if let Some(new) = &entry.resumed_by {
+                return Err(invalid_params(format!("run {old_id} was resumed already, as run {new}")));
+            }
+            let original = match (&entry.argument, entry.state.as_str()) {
+                (Some(original), "waiting_for_input") => original,
+                (_, state) => return Err(invalid_params(format!("run {old_id} is {state}, not waiting_for_input"))),
+            };
+            let resumed = resumed_argument(original, answer, argument);
+            entry.resumed_by = Some(run_id.clone());
+            (entry.workflow.clone(), resumed)
+        };
+        let started = self.start(client, view, &workflow, resumed, token, run_id, Some(old_id.to_owned())).await;
+        if started.is_err() {
+            // Nothing ran: the old run can be resumed again.
+            if let Some(entry) = lock(&self.runs).get_mut(old_id) {
+                entry.resumed_by = None;
+            }
+        }
+        started
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         client: &Client,
         view: impl Fn() -> ServerView,
         workflow: &str,
-        argument: &Value,
+        argument: Value,
         token: Option<ProgressToken>,
+        run_id: String,
+        resumes: Option<String>,
     ) -> Result<Value> {
         let snapshot = view();
         let root = snapshot
             .root
             .clone()
             .ok_or_else(|| invalid_params("agents need a workspace folder: open a folder first"))?;
-        let selection = selection(argument)?;
+        let selection = selection(&argument)?;
         let instruction = argument["instruction"].as_str().unwrap_or("").to_owned();
-        let run_id = uuid::Uuid::new_v4().to_string();
         let token = match token {
             Some(token) => Some(token),
             None if snapshot.work_done_progress => {
@@ -183,6 +255,9 @@ impl AgentCommands {
                 summary: None,
                 token: token.clone(),
                 cancel: cancel.clone(),
+                argument: Some(argument),
+                resumes: resumes.clone(),
+                resumed_by: None,
             },
         );
         let title = format!("Weft: {workflow}");
@@ -249,6 +324,9 @@ impl AgentCommands {
         let view = view();
         let mut result = outcome.result.clone();
         result["runId"] = json!(run_id);
+        if let Some(old) = &resumes {
+            result["resumes"] = json!(old);
+        }
         if !outcome.edits.is_empty() && outcome.state == "completed" {
             let edit = workspace_edit(&outcome.edits, &view);
             let label = format!("Weft {workflow}: {}", outcome.summary);
@@ -283,6 +361,9 @@ impl AgentCommands {
             entry.state = outcome.state.clone();
             entry.step = None;
             entry.summary = Some(outcome.summary.clone());
+            if entry.state != "waiting_for_input" {
+                entry.argument = None;
+            }
         }
         let mut finished = lock(&self.finished);
         finished.push_back(run_id.to_owned());
@@ -381,6 +462,33 @@ impl Drop for Abandoned {
             tokio::spawn(async move { send_progress(&client, &token, WorkDoneProgress::End(end)).await });
         }
     }
+}
+
+/// The argument of a resumed run: the original one with `answer` added to
+/// its instruction (on a line of its own) and, when `given` names a `uri`,
+/// its selection instead of the original one.
+fn resumed_argument(original: &Value, answer: &str, given: &Value) -> Value {
+    let mut argument = original.clone();
+    if !argument.is_object() {
+        argument = json!({});
+    }
+    if !answer.is_empty() {
+        let instruction = original["instruction"].as_str().unwrap_or("").trim_end();
+        argument["instruction"] =
+            json!(if instruction.is_empty() { answer.to_owned() } else { format!("{instruction}\n{answer}") });
+    }
+    if !given["uri"].is_null() {
+        argument["uri"] = given["uri"].clone();
+        match given.get("range") {
+            Some(range) => argument["range"] = range.clone(),
+            None => {
+                if let Some(object) = argument.as_object_mut() {
+                    object.remove("range");
+                }
+            }
+        }
+    }
+    argument
 }
 
 fn is_final(state: &str) -> bool {

@@ -28,7 +28,7 @@ pub const WORKFLOWS: [&str; 6] = ["plan", "implement", "test", "review", "counci
 
 /// Every agent command, for the server capabilities.
 pub fn command_names() -> Vec<String> {
-    WORKFLOWS.iter().chain(&["status", "cancel"]).map(|name| format!("{COMMAND_PREFIX}{name}")).collect()
+    WORKFLOWS.iter().chain(&["status", "cancel", "resume"]).map(|name| format!("{COMMAND_PREFIX}{name}")).collect()
 }
 
 /// Selected lines of a file.

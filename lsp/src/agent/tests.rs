@@ -32,7 +32,8 @@ impl CompletionProvider for NoCompletions {
 }
 
 /// A council with fixed findings; `implement` proposes one edit; an
-/// instruction `wait` runs until cancelled.
+/// instruction `wait` runs until cancelled; `plan` and `implement` without
+/// an instruction, or with one that names no file, wait for input.
 struct ScriptedAgents {
     requests: Mutex<Vec<AgentRequest>>,
 }
@@ -54,6 +55,20 @@ impl AgentProvider for ScriptedAgents {
                     state: "cancelled".into(),
                     summary: "cancelled".into(),
                     result: json!({ "state": "cancelled" }),
+                    edits: Vec::new(),
+                    findings: Vec::new(),
+                };
+            }
+            if matches!(request.workflow.as_str(), "plan" | "implement") && !request.instruction.contains(".py") {
+                let question = if request.instruction.is_empty() {
+                    "describe the task to carry out"
+                } else {
+                    "name the files to change"
+                };
+                return AgentOutcome {
+                    state: "waiting_for_input".into(),
+                    summary: question.into(),
+                    result: json!({ "state": "waiting_for_input", "question": question }),
                     edits: Vec::new(),
                     findings: Vec::new(),
                 };
@@ -219,7 +234,7 @@ async fn start(encoding: &str) -> (Client, Arc<ScriptedAgents>, tempfile::TempDi
         )
         .await;
     let commands = &init["result"]["capabilities"]["executeCommandProvider"]["commands"];
-    for name in ["plan", "implement", "test", "review", "council", "explain", "status", "cancel"] {
+    for name in ["plan", "implement", "test", "review", "council", "explain", "status", "cancel", "resume"] {
         assert!(commands.as_array().unwrap().contains(&json!(format!("weft.agent.{name}"))), "{init}");
     }
     assert_eq!(init["result"]["capabilities"]["codeActionProvider"], true);
@@ -335,7 +350,7 @@ async fn implement_edits_reach_the_client_in_its_encoding() {
     let response = client
         .call(
             "workspace/executeCommand",
-            json!({ "command": "weft.agent.implement", "arguments": [{ "instruction": "make it safe", "uri": uri }] }),
+            json!({ "command": "weft.agent.implement", "arguments": [{ "instruction": "make app.py safe", "uri": uri }] }),
         )
         .await;
     assert_eq!(response["result"]["applyEdit"]["applied"], true, "{response}");
@@ -438,4 +453,106 @@ async fn code_actions_offer_the_agents_on_a_selection() {
     );
     assert_eq!(actions[5]["command"]["arguments"][0]["instruction"], "TODO: handle errors");
     assert_eq!(actions[0]["command"]["arguments"][0]["range"], range);
+}
+
+#[tokio::test]
+async fn a_run_waiting_for_input_is_resumed_once_with_the_answer() {
+    let (mut client, agents, _dir, uri) = start("utf-8").await;
+    let execute = |command: &str, argument: Value| json!({ "command": command, "arguments": [argument] });
+    let range = json!({ "start": { "line": 1, "character": 0 }, "end": { "line": 3, "character": 0 } });
+    let first = client
+        .call("workspace/executeCommand", execute("weft.agent.implement", json!({ "uri": uri, "range": range })))
+        .await;
+    assert_eq!(first["result"]["state"], "waiting_for_input", "{first}");
+    assert_eq!(first["result"]["question"], "describe the task to carry out");
+    let first_id = first["result"]["runId"].as_str().unwrap().to_owned();
+
+    // Bad calls: a clear error each, and the run can still be resumed.
+    for (argument, expected) in [
+        (json!({}), "takes {\"runId\""),
+        (json!({ "runId": "nope", "answer": "x" }), "no agent run nope"),
+        (json!({ "runId": first_id }), "needs an answer or a selection"),
+        (json!({ "runId": first_id, "answer": 3 }), "takes {\"runId\""),
+    ] {
+        let response = client.call("workspace/executeCommand", execute("weft.agent.resume", argument)).await;
+        assert_eq!(response["error"]["code"], -32602, "{response}");
+        let message = response["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{message}");
+    }
+
+    // The answer becomes the instruction; the selection stays.
+    let second = client
+        .call(
+            "workspace/executeCommand",
+            execute("weft.agent.resume", json!({ "runId": first_id, "answer": "validate the input" })),
+        )
+        .await;
+    assert_eq!(second["result"]["state"], "waiting_for_input", "{second}");
+    assert_eq!(second["result"]["question"], "name the files to change");
+    assert_eq!(second["result"]["resumes"], json!(first_id));
+    let second_id = second["result"]["runId"].as_str().unwrap().to_owned();
+    assert_ne!(second_id, first_id);
+
+    let again = client
+        .call("workspace/executeCommand", execute("weft.agent.resume", json!({ "runId": first_id, "answer": "y" })))
+        .await;
+    let message = again["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("resumed already, as run {second_id}")), "{again}");
+
+    // A second answer goes on a line of its own, after the first.
+    let third = client
+        .call(
+            "workspace/executeCommand",
+            execute("weft.agent.resume", json!({ "runId": second_id, "answer": " in app.py " })),
+        )
+        .await;
+    assert_eq!(third["result"]["state"], "completed", "{third}");
+    assert_eq!(third["result"]["applyEdit"]["applied"], true, "{third}");
+    let third_id = third["result"]["runId"].as_str().unwrap().to_owned();
+
+    let requests = agents.requests.lock().unwrap().clone();
+    let instructions: Vec<&str> = requests.iter().map(|r| r.instruction.as_str()).collect();
+    assert_eq!(instructions, ["", "validate the input", "validate the input\nin app.py"]);
+    for request in &requests {
+        assert_eq!(request.workflow, "implement");
+        let selection = request.selection.as_ref().unwrap();
+        assert_eq!((selection.start_line, selection.end_line), (1, 2));
+    }
+
+    // A completed run cannot be resumed; status links the runs.
+    let done = client
+        .call("workspace/executeCommand", execute("weft.agent.resume", json!({ "runId": third_id, "answer": "z" })))
+        .await;
+    let message = done["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is completed, not waiting_for_input"), "{done}");
+    let status =
+        client.call("workspace/executeCommand", execute("weft.agent.status", json!({ "runId": second_id }))).await;
+    assert_eq!(status["result"]["resumes"], json!(first_id), "{status}");
+    assert_eq!(status["result"]["resumedBy"], json!(third_id), "{status}");
+}
+
+#[tokio::test]
+async fn a_resumed_run_can_take_a_new_selection() {
+    let (mut client, agents, _dir, uri) = start("utf-8").await;
+    let waiting = client
+        .call(
+            "workspace/executeCommand",
+            json!({ "command": "weft.agent.plan", "arguments": [{ "uri": uri,
+                    "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 1, "character": 0 } } }] }),
+        )
+        .await;
+    assert_eq!(waiting["result"]["state"], "waiting_for_input", "{waiting}");
+    let run_id = waiting["result"]["runId"].as_str().unwrap();
+    let resumed = client
+        .call(
+            "workspace/executeCommand",
+            json!({ "command": "weft.agent.resume", "arguments": [{ "runId": run_id, "answer": "tidy app.py", "uri": uri }] }),
+        )
+        .await;
+    assert_eq!(resumed["result"]["state"], "completed", "{resumed}");
+    let last = agents.requests.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.instruction, "tidy app.py");
+    let selection = last.selection.unwrap();
+    // No range given with the new uri: the whole file.
+    assert_eq!((selection.start_line, selection.end_line), (0, u32::MAX));
 }

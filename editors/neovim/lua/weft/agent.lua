@@ -8,7 +8,7 @@ local M = {}
 
 local api = vim.api
 
-M.ACTIONS = { "plan", "implement", "test", "review", "council", "explain", "status", "cancel" }
+M.ACTIONS = { "plan", "implement", "test", "review", "council", "explain", "status", "cancel", "resume" }
 -- Workflows that need an instruction.
 M.INSTRUCTION_ACTIONS = { plan = true, implement = true }
 
@@ -25,9 +25,26 @@ local function notify(msg, level)
   vim.notify("weft: " .. msg, level or vim.log.levels.INFO)
 end
 
---- Whether `action` starts a run (status and cancel ask about runs).
+--- Whether `action` starts a run (status and cancel ask about runs;
+--- resume carries a waiting run on).
 function M.is_workflow(action)
-  return action ~= "status" and action ~= "cancel"
+  return action ~= "status" and action ~= "cancel" and action ~= "resume"
+end
+
+--- `weft.agent.resume`'s argument: the waiting run, the answer, and the
+--- selection (uri, range of lines line1..line2) when `with_selection`.
+function M.resume_arguments(bufnr, run_id, answer, line1, line2, with_selection)
+  local arg = { runId = run_id }
+  if answer and vim.trim(answer) ~= "" then
+    arg.answer = vim.trim(answer)
+  end
+  if with_selection then
+    arg.uri = vim.uri_from_bufnr(bufnr)
+    if line1 and line2 then
+      arg.range = { start = { line = line1 - 1, character = 0 }, ["end"] = { line = line2, character = 0 } }
+    end
+  end
+  return arg
 end
 
 --- The text after the first TODO or FIXME, like the server's code actions.
@@ -238,7 +255,8 @@ local function server_commands(client)
 end
 
 --- Runs `weft.agent.<action>`. opts: line1, line2 (the selected lines),
---- instruction (plan, implement), run_id (status, cancel), callback(result,
+--- instruction (plan, implement), run_id (status, cancel; for resume
+--- "<runId> [answer]"), answer (resume), callback(result,
 --- err) (instead of showing the report).
 function M.run(action, opts)
   opts = opts or {}
@@ -274,7 +292,17 @@ function M.run(action, opts)
     return
   end
   local params = { command = command }
-  if M.is_workflow(action) then
+  if action == "resume" then
+    -- :[range]WeftAgent resume {runId} [answer]: a range sends the lines.
+    local run_id, answer = (opts.run_id or ""):match("^(%S*)%s*(.-)$")
+    if run_id == "" then
+      notify("resume needs a run: :[range]WeftAgent resume <runId> [answer]", vim.log.levels.WARN)
+      return
+    end
+    params.arguments = { M.resume_arguments(bufnr, run_id, opts.answer or answer, opts.line1, opts.line2, opts.line1 ~= nil) }
+    params.workDoneToken = string.format("weft/agent/%s/%d", action, vim.loop.hrtime())
+    M.active[params.workDoneToken] = true
+  elseif M.is_workflow(action) then
     local instruction = opts.instruction
     if M.INSTRUCTION_ACTIONS[action] and (not instruction or instruction == "") then
       local text = opts.line1 and table.concat(api.nvim_buf_get_lines(bufnr, opts.line1 - 1, opts.line2, false), "\n") or ""
@@ -303,6 +331,22 @@ function M.run(action, opts)
     end
     if err then
       notify(command .. " failed: " .. tostring(err.message), vim.log.levels.ERROR)
+      return
+    end
+    if type(result) == "table" and result.state == "waiting_for_input" and str(result.runId) then
+      -- The run asks something: the answer (and, for a question about the
+      -- selection, the lines selected now) resumes it.
+      local question = str(result.question) or str(result.summary) or "answer"
+      local wants_selection = question:find("select") ~= nil
+      vim.ui.input({ prompt = "weft " .. (str(result.workflow) or action) .. ": " .. question .. " " }, function(answer)
+        if answer == nil or (vim.trim(answer) == "" and not wants_selection) then
+          notify(action .. ": waiting for input: " .. question .. " (:WeftAgent resume " .. result.runId .. " <answer>)", vim.log.levels.WARN)
+          return
+        end
+        local line1, line2 = opts.line1, opts.line2
+        M.run("resume", { run_id = result.runId, answer = answer, line1 = wants_selection and (line1 or 1) or nil,
+          line2 = wants_selection and (line2 or api.nvim_buf_line_count(bufnr)) or nil })
+      end)
       return
     end
     if type(result) == "table" and str(result.state) then

@@ -10,7 +10,7 @@ local M = {}
 local api = vim.api
 local ns = api.nvim_create_namespace("weft")
 local ACCEPT_COMMAND = "weft.completion.accepted"
-M.AGENT_ACTIONS = { "plan", "implement", "test", "review", "council", "explain", "status", "cancel" }
+M.AGENT_ACTIONS = { "plan", "implement", "test", "review", "council", "explain", "status", "cancel", "resume" }
 
 local defaults = {
   -- The server command; `model` is appended as `--model <model>`.
@@ -691,7 +691,7 @@ local function define_commands()
         return a:sub(1, #lead) == lead
       end, M.AGENT_ACTIONS)
     end,
-    desc = "weft: run an agent on the selection (:WeftAgent implement <instruction>, :WeftAgent cancel [runId])",
+    desc = "weft: run an agent on the selection (:WeftAgent implement <instruction>, :WeftAgent cancel [runId], :WeftAgent resume <runId> [answer])",
   })
 end
 
