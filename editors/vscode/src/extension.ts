@@ -39,6 +39,8 @@ import {
   formatAgentResult,
   resumeParams,
   waitingRun,
+  waitingRuns,
+  WaitingRun,
   initializationOptions,
   normalizeInlineResult,
   partialAcceptParams,
@@ -264,6 +266,14 @@ async function runAgent(action: AgentAction, argument?: unknown): Promise<void> 
     void vscode.window.showInformationMessage(`Weft: ${message}`);
     return;
   }
+  if (action === "resume") {
+    try {
+      await resumeFromPalette(lc);
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Weft: weft.agent.resume failed: ${(err as Error).message ?? String(err)}`);
+    }
+    return;
+  }
   if (!isWorkflow(action)) {
     try {
       await queryRuns(lc, action as "status" | "cancel");
@@ -312,9 +322,34 @@ async function runAgent(action: AgentAction, argument?: unknown): Promise<void> 
 /** Sends the workflow with a progress token and shows progress and report. */
 async function runWorkflow(lc: LanguageClient, action: AgentAction, context: AgentContext): Promise<void> {
   const token = `weft/agent/${action}/${Date.now()}/${++progressCounter}`;
-  let result = await sendWithProgress(lc, action, agentCommandParams(action, context, token), token);
-  // A run that waits for input asks its question; the answer resumes it.
-  for (let run = waitingRun(result); run; run = waitingRun(result)) {
+  const result = await sendWithProgress(lc, action, agentCommandParams(action, context, token), token);
+  await answerWaiting(lc, action, waitingRun(result));
+}
+
+/** `Weft: Agent: Resume`: picks a run that waits for input and answers it. */
+async function resumeFromPalette(lc: LanguageClient): Promise<void> {
+  const statusResult = await lc.sendRequest(ExecuteCommandRequest.type, agentCommandParams("status", {}));
+  const runs = waitingRuns(statusResult);
+  if (runs.length === 0) {
+    void vscode.window.showInformationMessage("Weft: no agent run is waiting for input");
+    return;
+  }
+  const picked =
+    runs.length === 1
+      ? runs[0]
+      : (
+          await vscode.window.showQuickPick(
+            runs.map((run) => ({ label: `${run.workflow}: ${run.question}`, description: run.runId, run })),
+            { title: "Resume which run?" },
+          )
+        )?.run;
+  if (picked) await answerWaiting(lc, "resume", picked);
+}
+
+/** A run that waits for input asks its question; the answer resumes it (as long as runs wait). */
+async function answerWaiting(lc: LanguageClient, action: AgentAction, first: WaitingRun | undefined): Promise<void> {
+  let result: unknown;
+  for (let run = first; run; run = waitingRun(result)) {
     const editor = vscode.window.activeTextEditor;
     const selection = editor?.selection;
     const answer = await vscode.window.showInputBox({

@@ -5,7 +5,7 @@
 export const ACCEPT_COMMAND = "weft.completion.accepted";
 
 /** The agent commands of the command palette, in palette order. */
-export const AGENT_ACTIONS = ["plan", "implement", "test", "review", "council", "explain", "status", "cancel"] as const;
+export const AGENT_ACTIONS = ["plan", "implement", "test", "review", "council", "explain", "status", "cancel", "resume"] as const;
 export type AgentAction = (typeof AGENT_ACTIONS)[number];
 
 export interface LspPosition {
@@ -149,9 +149,9 @@ export interface AgentContext {
 /** The workflows that need an instruction (the others work on a selection). */
 export const INSTRUCTION_ACTIONS: readonly AgentAction[] = ["plan", "implement"];
 
-/** The actions that start a run (the others ask about runs). */
+/** The actions that start a run (the others ask about runs, or carry a waiting one on). */
 export function isWorkflow(action: AgentAction): boolean {
-  return action !== "status" && action !== "cancel";
+  return action !== "status" && action !== "cancel" && action !== "resume";
 }
 
 /**
@@ -264,6 +264,7 @@ export interface AgentRunStatus {
   state?: string;
   step?: string | null;
   summary?: string | null;
+  resumedBy?: string;
 }
 
 /** The runs of a `weft.agent.status` answer (`{ runs }` or one run). */
@@ -277,6 +278,16 @@ export function runsOfStatus(result: unknown): AgentRunStatus[] {
 /** Runs that can still be cancelled. */
 export function activeRuns(result: unknown): AgentRunStatus[] {
   return runsOfStatus(result).filter((r) => r.state === "queued" || r.state === "running");
+}
+
+/** Runs of a status answer that wait for input and were not resumed yet (their summary is the question). */
+export function waitingRuns(result: unknown): WaitingRun[] {
+  return runsOfStatus(result)
+    .filter((r) => r.state === "waiting_for_input" && !r.resumedBy)
+    .map((r) => {
+      const question = r.summary ?? "";
+      return { runId: r.runId, workflow: r.workflow ?? "agent", question, wantsSelection: /\bselect/i.test(question) };
+    });
 }
 
 /** One line per run, for a quick pick or the output channel. */

@@ -94,7 +94,7 @@ test("agentCommandParams sends the selection and the progress token", () => {
     workDoneToken: "tok",
   });
   assert.deepEqual(logic.agentCommandParams("status", {}), { command: "weft.agent.status", arguments: [{}] });
-  assert.deepEqual(logic.AGENT_ACTIONS, ["plan", "implement", "test", "review", "council", "explain", "status", "cancel"]);
+  assert.deepEqual(logic.AGENT_ACTIONS, ["plan", "implement", "test", "review", "council", "explain", "status", "cancel", "resume"]);
 });
 
 test("serverHasCommand and commandsForClient", () => {
@@ -297,4 +297,18 @@ test("waitingRun and resumeParams carry a waiting run on", () => {
     arguments: [{ runId: "r2", uri: "file:///a.py", range }],
   });
   assert.equal(logic.resumeParams(select, "", {}), undefined);
+  // From the palette: the runs that wait and were not resumed yet.
+  const status = {
+    runs: [
+      { runId: "a", workflow: "plan", state: "waiting_for_input", summary: "describe the task to carry out", resumedBy: "b" },
+      { runId: "b", workflow: "plan", state: "waiting_for_input", summary: "name the files to change", resumes: "a" },
+      { runId: "c", workflow: "review", state: "waiting_for_input", summary: "select the code to work on" },
+      { runId: "d", workflow: "explain", state: "completed", summary: "ok" },
+    ],
+  };
+  assert.deepEqual(logic.waitingRuns(status), [
+    { runId: "b", workflow: "plan", question: "name the files to change", wantsSelection: false },
+    { runId: "c", workflow: "review", question: "select the code to work on", wantsSelection: true },
+  ]);
+  assert.equal(logic.isWorkflow("resume"), false);
 });
