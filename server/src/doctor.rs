@@ -396,7 +396,8 @@ fn check_engine(config: &Config, findings: &mut Vec<Finding>) {
         findings.push(Finding::warning(
             "gpu",
             format!("[engine] n_gpu_layers = {} but llama.cpp finds no GPU device", config.engine.n_gpu_layers),
-            "install the GPU's driver (for Vulkan, its ICD: `vulkaninfo --summary` lists devices), or set n_gpu_layers = 0",
+            "install the GPU's driver (for Vulkan, its ICD: `vulkaninfo --summary` lists devices; llama.cpp skips \
+             CPU devices such as Mesa's lavapipe unless GGML_VK_VISIBLE_DEVICES names them), or set n_gpu_layers = 0",
         ));
     } else if config.engine.n_gpu_layers > 0 {
         findings.push(Finding::ok(
