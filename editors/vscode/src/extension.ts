@@ -237,15 +237,7 @@ async function queryRuns(lc: LanguageClient, action: "status" | "cancel"): Promi
     output.show(true);
     return;
   }
-  const runs = activeRuns(statusResult);
-  if (runs.length === 0) {
-    void vscode.window.showInformationMessage("Weft: no agent run is running");
-    return;
-  }
-  const picked =
-    runs.length === 1
-      ? runs[0]
-      : (await vscode.window.showQuickPick(runs.map((run) => ({ label: describeRun(run), run })), { title: "Cancel which run?" }))?.run;
+  const picked = await pickRun(activeRuns(statusResult), describeRun, "Cancel which run?", "no agent run is running");
   if (!picked) return;
   const result = await lc.sendRequest(ExecuteCommandRequest.type, agentCommandParams("cancel", { runId: picked.runId }));
   void vscode.window.showInformationMessage(formatAgentResult("cancel", result));
@@ -326,23 +318,25 @@ async function runWorkflow(lc: LanguageClient, action: AgentAction, context: Age
   await answerWaiting(lc, action, waitingRun(result));
 }
 
+/** The one run, or the one the user picks; says `none` when there is no run. */
+async function pickRun<T>(runs: T[], label: (run: T) => string, title: string, none: string): Promise<T | undefined> {
+  if (runs.length === 0) {
+    void vscode.window.showInformationMessage(`Weft: ${none}`);
+    return undefined;
+  }
+  if (runs.length === 1) return runs[0];
+  return (await vscode.window.showQuickPick(runs.map((run) => ({ label: label(run), run })), { title }))?.run;
+}
+
 /** `Weft: Agent: Resume`: picks a run that waits for input and answers it. */
 async function resumeFromPalette(lc: LanguageClient): Promise<void> {
   const statusResult = await lc.sendRequest(ExecuteCommandRequest.type, agentCommandParams("status", {}));
-  const runs = waitingRuns(statusResult);
-  if (runs.length === 0) {
-    void vscode.window.showInformationMessage("Weft: no agent run is waiting for input");
-    return;
-  }
-  const picked =
-    runs.length === 1
-      ? runs[0]
-      : (
-          await vscode.window.showQuickPick(
-            runs.map((run) => ({ label: `${run.workflow}: ${run.question}`, description: run.runId, run })),
-            { title: "Resume which run?" },
-          )
-        )?.run;
+  const picked = await pickRun(
+    waitingRuns(statusResult),
+    (run) => `${run.workflow}: ${run.question} (${run.runId})`,
+    "Resume which run?",
+    "no agent run is waiting for input",
+  );
   if (picked) await answerWaiting(lc, "resume", picked);
 }
 
