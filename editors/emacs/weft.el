@@ -371,8 +371,7 @@ lands in the *weft agent* buffer."
      ((not (member command commands))
       (message "Weft: this server has no %s (update weft, or set [agent] enabled = true)" command))
      ((member action '("status" "cancel"))
-      (let* ((status (jsonrpc-request server :workspace/executeCommand
-                                      (list :command "weft.agent.status" :arguments (vector (list)))))
+      (let* ((status (weft--agent-status server))
              (active (seq-filter (lambda (r) (member (plist-get r :state) '("queued" "running")))
                                  (plist-get status :runs))))
         (if (equal action "status")
@@ -389,12 +388,21 @@ lands in the *weft agent* buffer."
       (if (and (member action '("plan" "implement")) (string-empty-p (or instruction "")))
           (message "Weft: %s needs an instruction" action)
         (weft--agent-send server action
-                          (append (list :uri (plist-get (eglot--TextDocumentIdentifier) :uri)
-                                        :range (list :start (eglot--pos-to-lsp-position beg)
-                                                     :end (eglot--pos-to-lsp-position end))
-                                        :text text)
+                          (append (weft--agent-selection beg end)
+                                  (list :text text)
                                   (when instruction (list :instruction instruction))))
         (message "Weft: %s started" action))))))
+
+(defun weft--agent-status (server)
+  "SERVER's answer to `weft.agent.status' for every run."
+  (jsonrpc-request server :workspace/executeCommand
+                   (list :command "weft.agent.status" :arguments (vector (list)))))
+
+(defun weft--agent-selection (beg end)
+  "The current document and the text between BEG and END, as `:uri' and `:range'."
+  (list :uri (plist-get (eglot--TextDocumentIdentifier) :uri)
+        :range (list :start (eglot--pos-to-lsp-position beg)
+                     :end (eglot--pos-to-lsp-position end))))
 
 (defvar weft--agent-last-error nil
   "The message of the last agent command the server refused.")
@@ -426,8 +434,7 @@ The active region goes along as the new selection.  Interactively, pick
 one of the runs waiting for input and type the answer."
   (interactive
    (let* ((server (eglot--current-server-or-lose))
-          (status (jsonrpc-request server :workspace/executeCommand
-                                   (list :command "weft.agent.status" :arguments (vector (list)))))
+          (status (weft--agent-status server))
           (waiting (seq-filter (lambda (r) (and (equal (plist-get r :state) "waiting_for_input")
                                                 (not (plist-get r :resumedBy))))
                                (plist-get status :runs)))
@@ -444,9 +451,7 @@ one of the runs waiting for input and type the answer."
                       (append (list :runId run-id)
                               (unless (string-empty-p (string-trim answer)) (list :answer answer))
                               (when (use-region-p)
-                                (list :uri (plist-get (eglot--TextDocumentIdentifier) :uri)
-                                      :range (list :start (eglot--pos-to-lsp-position (region-beginning))
-                                                   :end (eglot--pos-to-lsp-position (region-end)))))))
+                                (weft--agent-selection (region-beginning) (region-end)))))
     (message "Weft: resuming %s" run-id)))
 
 (provide 'weft)

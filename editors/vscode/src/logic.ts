@@ -215,11 +215,14 @@ export interface WaitingRun {
   wantsSelection: boolean;
 }
 
+function waiting(runId: string, workflow: string | undefined, question: string): WaitingRun {
+  return { runId, workflow: workflow ?? "agent", question, wantsSelection: /\bselect/i.test(question) };
+}
+
 /** The waiting run of a command's result, or undefined. */
 export function waitingRun(result: unknown): WaitingRun | undefined {
   if (!isReport(result) || result.state !== "waiting_for_input" || typeof result.runId !== "string") return undefined;
-  const question = result.question ?? result.summary ?? "";
-  return { runId: result.runId, workflow: result.workflow ?? "agent", question, wantsSelection: /\bselect/i.test(question) };
+  return waiting(result.runId, result.workflow, result.question ?? result.summary ?? "");
 }
 
 /**
@@ -284,10 +287,7 @@ export function activeRuns(result: unknown): AgentRunStatus[] {
 export function waitingRuns(result: unknown): WaitingRun[] {
   return runsOfStatus(result)
     .filter((r) => r.state === "waiting_for_input" && !r.resumedBy)
-    .map((r) => {
-      const question = r.summary ?? "";
-      return { runId: r.runId, workflow: r.workflow ?? "agent", question, wantsSelection: /\bselect/i.test(question) };
-    });
+    .map((r) => waiting(r.runId, r.workflow, r.summary ?? ""));
 }
 
 /** One line per run, for a quick pick or the output channel. */

@@ -139,16 +139,13 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
         // in turns: seconds apart rather than minutes, on a machine whose
         // speed drifts.
         let batched_first = runs.len() % 2 == 1;
-        let mut batched = None;
-        if batched_first {
-            batched =
-                batched_bench(&args, batched_tool.as_deref(), &model_path, threads, &config, peer_flash, users).await?;
-        }
+        let run_batched =
+            || batched_bench(&args, batched_tool.as_deref(), &model_path, threads, &config, peer_flash, users);
+        let mut batched = if batched_first { run_batched().await? } else { None };
         let weft = measure_weft(&engine, &requests).await;
         drop(engine);
         if !batched_first {
-            batched =
-                batched_bench(&args, batched_tool.as_deref(), &model_path, threads, &config, peer_flash, users).await?;
+            batched = run_batched().await?;
         }
 
         let peer = match tool(&args.llama_server) {
@@ -180,7 +177,6 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
         .map(|(users, weft, peer, batched)| {
             let weft = Throughput::of(&weft);
             let peer_figures = peer.as_ref().map(|(finished, _)| Throughput::of(finished));
-            let reference = batched.as_ref().map(|(row, _)| row);
             json!({
                 "users": users,
                 "weft": weft.json,
@@ -198,7 +194,7 @@ pub async fn run(args: ConcurrencyArgs, config: Config) -> anyhow::Result<ExitCo
                     "throughput_tok_s": ratio(weft.throughput_tok_s, peer.throughput_tok_s),
                     "latency_p50": ratio(weft.latency_p50, peer.latency_p50),
                 })),
-                "ratio_weft_to_batched_bench": reference.map(|r| json!({
+                "ratio_weft_to_batched_bench": batched.as_ref().map(|(r, _)| json!({
                     "generation_tok_s": ratio(weft.generation_tok_s, Some(r.s_tg)),
                 })),
             })

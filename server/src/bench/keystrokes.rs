@@ -227,15 +227,15 @@ pub async fn run(args: KeystrokesArgs, config: Config) -> anyhow::Result<ExitCod
                 }
                 (Side::Peer, Some(options)) => {
                     let server = Arc::new(PeerServer::start(options).await?);
-                    let warm =
-                        complete_peer(&server, endpoint, warm_up.peer_body.clone(), CancellationToken::new()).await;
+                    let warm = complete_peer(&server, endpoint, warm_up.peer_body.clone()).await;
                     if let Outcome::Failed(message) = warm {
                         bail!("the warm-up request to llama-server failed: {message}");
                     }
-                    let outcomes = replay(&prepared.steps, |step, cancel| {
-                        complete_peer(&server, endpoint, step.peer_body.clone(), cancel)
-                    })
-                    .await;
+                    // The replay drops a request at the next key, which
+                    // closes its connection.
+                    let outcomes =
+                        replay(&prepared.steps, |step, _| complete_peer(&server, endpoint, step.peer_body.clone()))
+                            .await;
                     peer_command = Some(server.command.clone());
                     outcomes
                 }
@@ -523,17 +523,7 @@ fn complete_weft(
 ) -> impl Future<Output = Outcome> + Send + use<> {
     let engine = engine.clone();
     async move {
-        // As for the peer: an answer that comes after the next key is
-        // counted as cancelled, as the editor would drop it. The engine
-        // finishes a request whose last step was under way when the key
-        // came; counted as completed, those answers (50 of 313 in one
-        // replay) made Weft's side the only one with late answers.
-        let answer = tokio::select! {
-            biased;
-            answer = engine.complete(request, cancel.clone()) => answer,
-            () = cancel.cancelled() => Err(CompletionError::Cancelled),
-        };
-        match answer {
+        match engine.complete(request, cancel).await {
             Ok(completion) => Outcome::Completed(Sample {
                 prompt_tokens: completion.prompt_tokens,
                 reused_tokens: completion.reused_tokens,
@@ -553,31 +543,29 @@ fn complete_peer(
     server: &Arc<PeerServer>,
     endpoint: PeerEndpoint,
     body: serde_json::Value,
-    cancel: CancellationToken,
 ) -> impl Future<Output = Outcome> + Send + use<> {
     let server = Arc::clone(server);
     async move {
-        tokio::select! {
-            biased;
-            answer = server.complete(endpoint.path(), &body) => match answer {
-                Ok(timings) => Outcome::Completed(Sample {
-                    prompt_tokens: timings.prompt_n + timings.cache_n,
-                    reused_tokens: timings.cache_n,
-                    generated_tokens: timings.predicted_n,
-                    server_ms: timings.prompt_ms + timings.predicted_ms,
-                    queue_ms: 0.0,
-                    prefill_ms: timings.prompt_ms,
-                    decode_ms: timings.predicted_ms,
-                }),
-                Err(err) => Outcome::Failed(format!("{err:#}")),
-            },
-            () = cancel.cancelled() => Outcome::Cancelled,
+        match server.complete(endpoint.path(), &body).await {
+            Ok(timings) => Outcome::Completed(Sample {
+                prompt_tokens: timings.prompt_n + timings.cache_n,
+                reused_tokens: timings.cache_n,
+                generated_tokens: timings.predicted_n,
+                server_ms: timings.prompt_ms + timings.predicted_ms,
+                queue_ms: 0.0,
+                prefill_ms: timings.prompt_ms,
+                decode_ms: timings.predicted_ms,
+            }),
+            Err(err) => Outcome::Failed(format!("{err:#}")),
         }
     }
 }
 
 /// Sends each step's request at its time, cancelling the request before
-/// it, and waits for all of them.
+/// it, and waits for all of them. On both sides an answer still out when
+/// the cancel comes counts as cancelled, as the editor would drop it (the
+/// engine finishes a request whose last step was under way; the peer's
+/// request is dropped, closing its connection).
 async fn replay<F, Fut>(steps: &[Step], mut start: F) -> Vec<Timed>
 where
     F: FnMut(&Step, CancellationToken) -> Fut,
@@ -595,8 +583,13 @@ where
         let request = start(step, cancel.clone());
         let issued = tokio::time::Instant::now();
         let issued_ms = (issued - origin).as_secs_f64() * 1e3;
+        let cancelled = cancel.clone();
         tasks.push(tokio::spawn(async move {
-            let outcome = request.await;
+            let outcome = tokio::select! {
+                biased;
+                outcome = request => outcome,
+                () = cancelled.cancelled() => Outcome::Cancelled,
+            };
             Timed { outcome, issued_ms, latency_ms: issued.elapsed().as_secs_f64() * 1e3 }
         }));
         previous = Some(cancel);

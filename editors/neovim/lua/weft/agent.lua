@@ -31,6 +31,11 @@ function M.is_workflow(action)
   return action ~= "status" and action ~= "cancel" and action ~= "resume"
 end
 
+--- Lines line1..line2 (1-based, inclusive) as an LSP range.
+local function line_range(line1, line2)
+  return { start = { line = line1 - 1, character = 0 }, ["end"] = { line = line2, character = 0 } }
+end
+
 --- `weft.agent.resume`'s argument: the waiting run, the answer, and the
 --- selection (uri, range of lines line1..line2) when `with_selection`.
 function M.resume_arguments(bufnr, run_id, answer, line1, line2, with_selection)
@@ -41,7 +46,7 @@ function M.resume_arguments(bufnr, run_id, answer, line1, line2, with_selection)
   if with_selection then
     arg.uri = vim.uri_from_bufnr(bufnr)
     if line1 and line2 then
-      arg.range = { start = { line = line1 - 1, character = 0 }, ["end"] = { line = line2, character = 0 } }
+      arg.range = line_range(line1, line2)
     end
   end
   return arg
@@ -85,7 +90,7 @@ function M.arguments(bufnr, line1, line2, instruction)
   local arg = { uri = vim.uri_from_bufnr(bufnr), languageId = vim.bo[bufnr].filetype }
   if line1 and line2 then
     local lines = api.nvim_buf_get_lines(bufnr, line1 - 1, line2, false)
-    arg.range = { start = { line = line1 - 1, character = 0 }, ["end"] = { line = line2, character = 0 } }
+    arg.range = line_range(line1, line2)
     arg.text = table.concat(lines, "\n")
   end
   if instruction and instruction ~= "" then
